@@ -1,0 +1,27 @@
+"""The Faust application: broker, store and web server from settings; agents are installed
+by the modules in ``streams.agents``, which stay thin wiring around plain Python."""
+
+from __future__ import annotations
+
+import faust
+
+from streams.config import Settings
+
+
+def create_app(settings: Settings) -> faust.App:
+    brokers = [f"kafka://{host}" for host in settings.kafka.bootstrap.split(",")]
+    return faust.App(
+        f"{settings.kafka.topic_prefix}-worker",
+        broker=brokers,
+        store=settings.worker.store,
+        topic_partitions=settings.kafka.partitions,
+        topic_replication_factor=settings.kafka.replication_factor,
+        web_host=settings.worker.web_host,
+        web_port=settings.worker.web_port,
+        web_bind=settings.worker.web_host,
+        consumer_auto_offset_reset="earliest",
+        autodiscover=False,
+        datadir=str(settings.var_path / "worker" / settings.kafka.topic_prefix),
+        broker_commit_every=settings.worker.batch_size,
+        broker_commit_interval=settings.worker.batch_seconds,
+    )

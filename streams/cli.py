@@ -1,0 +1,137 @@
+"""The ``rapport`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from streams.config import Settings, load_settings
+from streams.errors import RapportError
+
+
+class Context:
+    """Settings are loaded lazily so ``--help`` works even with a broken configuration."""
+
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings()
+        return self._settings
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Rapport: who actually engages — reply latency, reciprocity and burst spam, live."""
+
+
+@cli.command("config")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_ctx
+def config_cmd(ctx: Context, as_json: bool) -> None:
+    """Print the effective configuration and where each value came from."""
+    s = ctx.settings
+    rows = s.as_rows()
+    if as_json:
+        click.echo(json.dumps({k: {"value": v, "source": src} for k, v, src in rows}, indent=2))
+        return
+    click.echo(f"# config file: {s.config_file or '(none: set RAPPORT_CONFIG or create ./rapport.toml)'}")
+    width = max(len(k) for k, _, _ in rows)
+    for key, value, source in rows:
+        click.echo(f"{key:<{width}}  {value:<40}  # {source}")
+
+
+@cli.group()
+def stack() -> None:
+    """The local stack without Docker: Kafka (KRaft) and the ClickHouse server."""
+
+
+@stack.command("up")
+@click.argument("services", nargs=-1)
+@pass_ctx
+def stack_up(ctx: Context, services: tuple[str, ...]) -> None:
+    """Start the stack (Kafka, and clickhouse-server when installed); harmless when running."""
+    from streams import stack as local_stack
+
+    for name, what in local_stack.up(ctx.settings, services):
+        click.echo(f"{name:<11} {what}")
+
+
+@stack.command("down")
+@click.argument("services", nargs=-1)
+@pass_ctx
+def stack_down(ctx: Context, services: tuple[str, ...]) -> None:
+    """Stop what `rapport stack up` started (and nothing else)."""
+    from streams import stack as local_stack
+
+    for name, what in local_stack.down(ctx.settings, services):
+        click.echo(f"{name:<11} {what}")
+
+
+@stack.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@pass_ctx
+def stack_status(ctx: Context, as_json: bool) -> None:
+    """Show each service: state, address, pid, uptime, log."""
+    from streams import stack as local_stack
+
+    result = local_stack.status(ctx.settings)
+    if as_json:
+        click.echo(json.dumps([r.__dict__ for r in result], indent=2))
+    else:
+        for r in result:
+            up = f"up {r.uptime:.0f} s" if r.uptime is not None else ""
+            pid = f"pid {r.pid}" if r.pid else ""
+            click.echo(f"{r.name:<11} {r.state:<14} {r.address:<45} {pid:<11} {up:<10} log {r.log}")
+        s = ctx.settings
+        click.echo(f"sink        {s.clickhouse_target.display()}")
+        click.echo(f"kafka       {s.kafka.bootstrap}")
+    if any(r.state not in ("running", "not installed") for r in result):
+        sys.exit(3)
+
+
+@cli.command("worker")
+@click.option("--loglevel", default="info", show_default=True)
+@pass_ctx
+def worker_cmd(ctx: Context, loglevel: str) -> None:
+    """Run the pipeline worker (Faust) in the foreground."""
+    from streams.topics import ensure_topics
+    from streams.worker import run_foreground
+
+    ensure_topics(ctx.settings)
+    run_foreground(ctx.settings, loglevel)
+
+
+@cli.command("demo")
+@click.option("--events", default=5000, show_default=True, help="Messages to send through.")
+@pass_ctx
+def demo_cmd(ctx: Context, events: int) -> None:
+    """Run the spine end to end: local stack, worker, publish, rows in ClickHouse."""
+    from streams.demo import run_demo
+
+    run_demo(ctx.settings, events)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    try:
+        return cli.main(args=argv, prog_name="rapport", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except RapportError as exc:
+        click.echo(f"rapport: error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,273 @@
+"""Configuration in one place: defaults < TOML file < environment.
+
+The file is ``$RAPPORT_CONFIG`` or ``./rapport.toml`` when it exists. Every setting can be
+overridden from the environment as ``RAPPORT_<SECTION>__<KEY>`` (e.g.
+``RAPPORT_STACK__KAFKA_PORT=19092``); the two everyone needs have short names:
+``RAPPORT_KAFKA`` (bootstrap servers) and ``RAPPORT_CLICKHOUSE`` (the sink URL).
+``rapport config`` prints the result and where each value came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from sinks.url import ClickHouseTarget, parse_clickhouse_url
+from streams.errors import ConfigError
+
+SHORT_ENV = {
+    "RAPPORT_KAFKA": ("kafka", "bootstrap"),
+    "RAPPORT_CLICKHOUSE": ("clickhouse", "url"),
+    "RAPPORT_VAR": ("stack", "var_dir"),
+}
+SECRET_KEYS = {("kafka", "sasl_password"), ("clickhouse", "password")}
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Where the broker is and how Rapport names its topics."""
+
+    bootstrap: str = ""  # empty: the local stack, 127.0.0.1:<stack.kafka_port>
+    topic_prefix: str = "rapport"
+    partitions: int = 4
+    replication_factor: int = 1
+
+
+@dataclass(frozen=True)
+class ClickHouseSettings:
+    """The sink: ``chdb://PATH`` (embedded, default) or ``clickhouse://user:pass@host:port/db``."""
+
+    url: str = ""  # empty: chdb://<stack.var_dir>/chdb
+    password: str = ""  # overrides the URL's password; keep secrets in the environment
+    cluster: str = ""  # ClickHouse cluster name: generates ON CLUSTER / Replicated DDL
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """The local stack started by ``rapport stack up``."""
+
+    var_dir: str = "var"
+    kafka_version: str = "3.9.1"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    kafka_heap: str = "1g"
+    clickhouse_tcp_port: int = 9000
+    clickhouse_http_port: int = 8123
+    start_timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The Faust worker."""
+
+    web_host: str = "127.0.0.1"
+    web_port: int = 6066
+    store: str = "memory://"
+    batch_size: int = 10_000
+    batch_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    clickhouse: ClickHouseSettings = field(default_factory=ClickHouseSettings)
+    stack: StackSettings = field(default_factory=StackSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    config_file: str | None = None
+
+    @property
+    def var_path(self) -> Path:
+        return Path(self.stack.var_dir).resolve()
+
+    @property
+    def clickhouse_target(self) -> ClickHouseTarget:
+        target = parse_clickhouse_url(self.clickhouse.url)
+        if self.clickhouse.password:
+            target = dataclasses.replace(target, password=self.clickhouse.password)
+        return target
+
+    def topic(self, name: str) -> str:
+        """The full name of one of Rapport's topics, e.g. ``rapport.interactions``."""
+        return f"{self.kafka.topic_prefix}.{name}"
+
+    def as_rows(self) -> list[tuple[str, str, str]]:
+        """(``section.key``, printable value, source) for ``rapport config``; secrets masked."""
+        rows = []
+        for section in SECTIONS:
+            values = getattr(self, section)
+            for f in fields(values):
+                value = getattr(values, f.name)
+                shown = _mask(section, f.name, value)
+                rows.append((f"{section}.{f.name}", shown, self.sources[f"{section}.{f.name}"]))
+        return rows
+
+
+SECTIONS: dict[str, type] = {
+    "kafka": KafkaSettings,
+    "clickhouse": ClickHouseSettings,
+    "stack": StackSettings,
+    "worker": WorkerSettings,
+}
+
+
+def _mask(section: str, key: str, value: Any) -> str:
+    if (section, key) in SECRET_KEYS and value:
+        return "***"
+    if (section, key) == ("clickhouse", "url"):
+        return parse_clickhouse_url(str(value)).display()
+    return str(value)
+
+
+def _coerce(section: str, key: str, raw: Any, kind: Any, origin: str) -> Any:
+    """Convert a file or environment value to the field's type, or say which one is wrong."""
+    name = f"{section}.{key}"
+    try:
+        if kind in ("int", int):
+            if isinstance(raw, bool):
+                raise ValueError
+            return int(raw)
+        if kind in ("float", float):
+            return float(raw)
+        if kind in ("str", str):
+            if not isinstance(raw, (str, int, float)):
+                raise ValueError
+            return str(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name} = {raw!r} (from {origin}) is not a valid {kind}; fix it in {origin}"
+        ) from None
+    raise ConfigError(f"{name} has an unsupported type {kind}")  # pragma: no cover
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; unset RAPPORT_CONFIG or create it") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
+    """Build the effective settings from defaults, the TOML file and the environment."""
+    env = os.environ if env is None else env
+    cwd = Path.cwd() if cwd is None else cwd
+    values: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    sources: dict[str, str] = {}
+    for section, cls in SECTIONS.items():
+        for f in fields(cls):
+            sources[f"{section}.{f.name}"] = "default"
+
+    config_file: Path | None = None
+    if env.get("RAPPORT_CONFIG"):
+        config_file = Path(env["RAPPORT_CONFIG"])
+    elif (cwd / "rapport.toml").exists():
+        config_file = cwd / "rapport.toml"
+    if config_file is not None:
+        data = _read_file(config_file)
+        for section, table in data.items():
+            if section not in SECTIONS or not isinstance(table, dict):
+                raise ConfigError(
+                    f"{config_file}: unknown section [{section}]; known: {', '.join(SECTIONS)}"
+                )
+            _apply(values, sources, section, table, f"file {config_file}")
+
+    for name, raw in env.items():
+        if name in SHORT_ENV:
+            section, key = SHORT_ENV[name]
+        elif name.startswith("RAPPORT_") and "__" in name:
+            section, _, key = name[len("RAPPORT_") :].lower().partition("__")
+            if section not in SECTIONS:
+                raise ConfigError(f"environment {name}: unknown section {section!r}")
+        else:
+            continue
+        _apply(values, sources, section, {key: raw}, f"environment {name}")
+
+    stack = StackSettings(**values["stack"])
+    kafka_values = values["kafka"]
+    if not kafka_values.get("bootstrap"):
+        kafka_values["bootstrap"] = f"127.0.0.1:{stack.kafka_port}"
+        sources["kafka.bootstrap"] = "default (local stack)"
+    kafka_values["bootstrap"] = _normalise_bootstrap(kafka_values["bootstrap"])
+    ch_values = values["clickhouse"]
+    if not ch_values.get("url"):
+        ch_values["url"] = f"chdb://{Path(stack.var_dir).resolve() / 'chdb'}"
+        sources["clickhouse.url"] = "default (embedded chDB under stack.var_dir)"
+    parse_clickhouse_url(ch_values["url"])  # validate early: one clear line, not a traceback later
+    settings = Settings(
+        kafka=KafkaSettings(**kafka_values),
+        clickhouse=ClickHouseSettings(**ch_values),
+        stack=stack,
+        worker=WorkerSettings(**values["worker"]),
+        sources=sources,
+        config_file=str(config_file) if config_file else None,
+    )
+    _validate(settings)
+    return settings
+
+
+def _apply(
+    values: dict[str, dict[str, Any]],
+    sources: dict[str, str],
+    section: str,
+    table: Mapping[str, Any],
+    origin: str,
+) -> None:
+    known = {f.name: f.type for f in fields(SECTIONS[section])}
+    for key, raw in table.items():
+        if key not in known:
+            raise ConfigError(
+                f"{origin}: unknown setting {section}.{key}; known: {', '.join(sorted(known))}"
+            )
+        values[section][key] = _coerce(section, key, raw, known[key], origin)
+        sources[f"{section}.{key}"] = origin
+
+
+def _normalise_bootstrap(raw: str) -> str:
+    """Accept ``host:port[,host:port]`` with an optional ``kafka://`` prefix."""
+    text = raw.strip()
+    if "://" in text:
+        scheme, _, text = text.partition("://")
+        if scheme != "kafka":
+            raise ConfigError(
+                f"Kafka address {raw!r} has scheme {scheme!r}; use host:port or kafka://host:port"
+            )
+    hosts = [h.strip() for h in text.split(",") if h.strip()]
+    if not hosts:
+        raise ConfigError("Kafka address is empty; set RAPPORT_KAFKA=host:port")
+    for host in hosts:
+        name, sep, port = host.rpartition(":")
+        if not sep or not name or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"Kafka address {host!r} is not host:port; set RAPPORT_KAFKA=host:port")
+    return ",".join(hosts)
+
+
+def _validate(s: Settings) -> None:
+    ports = {
+        "stack.kafka_port": s.stack.kafka_port,
+        "stack.kafka_controller_port": s.stack.kafka_controller_port,
+        "stack.clickhouse_tcp_port": s.stack.clickhouse_tcp_port,
+        "stack.clickhouse_http_port": s.stack.clickhouse_http_port,
+        "worker.web_port": s.worker.web_port,
+    }
+    for name, port in ports.items():
+        if not 0 < port < 65536:
+            raise ConfigError(f"{name} = {port} is not a TCP port (1-65535)")
+    seen: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in seen:
+            raise ConfigError(f"{name} and {seen[port]} are both {port}; give each its own port")
+        seen[port] = name
+    if s.kafka.partitions < 1:
+        raise ConfigError(f"kafka.partitions = {s.kafka.partitions}; it must be at least 1")
+    if not s.kafka.topic_prefix or any(c in s.kafka.topic_prefix for c in " /\\"):
+        raise ConfigError(f"kafka.topic_prefix = {s.kafka.topic_prefix!r} is not a valid topic prefix")
+    if s.worker.batch_size < 1 or s.worker.batch_seconds <= 0:
+        raise ConfigError("worker.batch_size must be >= 1 and worker.batch_seconds > 0")

@@ -1,0 +1,113 @@
+"""Run the Faust worker in the foreground, or supervise one as a child process.
+
+The child form serves the demo, ``analyze`` and the tests: start it, wait until its consumer
+group has committed everything on the input topics (commits follow stores, so committed means
+stored), stop it cleanly or kill it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from streams.config import Settings
+from streams.errors import RapportError
+
+
+def group_id(settings: Settings) -> str:
+    return f"{settings.kafka.topic_prefix}-worker"
+
+
+def run_foreground(settings: Settings, loglevel: str = "info") -> None:
+    """Build the app, install the agents and run until SIGTERM/SIGINT."""
+    from faust.worker import Worker
+
+    from sinks.backends import connect
+    from streams.agents import raw_messages
+    from streams.app import create_app
+
+    app = create_app(settings)
+    backend = connect(settings.clickhouse_target)
+    raw_messages.install(app, settings, backend)
+    Worker(app, loglevel=loglevel, redirect_stdouts=False).execute_from_commandline()
+
+
+def consumer_lag(settings: Settings, topics: Iterable[str]) -> int:
+    """Messages on ``topics`` not yet committed by the worker's consumer group."""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
+    try:
+        partitions = [
+            TopicPartition(t, p)
+            for t in topics
+            for p in sorted(consumer.partitions_for_topic(t) or ())
+        ]
+        if not partitions:
+            return 0
+        ends = consumer.end_offsets(partitions)
+        committed = admin.list_consumer_group_offsets(group_id(settings), partitions=partitions)
+        lag = 0
+        for tp in partitions:
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            lag += max(0, ends[tp] - done)
+        return lag
+    finally:
+        consumer.close()
+        admin.close()
+
+
+class WorkerProcess:
+    """``rapport worker`` as a child process with its log in a file."""
+
+    def __init__(self, settings: Settings, env: dict[str, str], log: Path) -> None:
+        self.settings = settings
+        self.env = env
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as fh:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streams.cli", "worker"],
+                env={**os.environ, **self.env},
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_drained(self, topics: Iterable[str], timeout: float = 120.0) -> None:
+        """Block until the group has committed every message on ``topics``."""
+        topics = list(topics)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RapportError(f"the worker exited; see its log {self.log}")
+            if consumer_lag(self.settings, topics) == 0:
+                return
+            time.sleep(0.5)
+        raise RapportError(f"the worker did not drain {topics} in {timeout:.0f} s; see {self.log}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
