@@ -2,7 +2,8 @@
 
 ``NativeBackend`` speaks the native protocol to a server (clickhouse-driver, columnar inserts);
 ``ChdbBackend`` runs ClickHouse in-process (chDB). Queries use clickhouse-driver's
-``%(name)s`` parameters on both, escaped client-side, so SQL written once runs on either.
+``%(name)s`` parameters on both, bound client-side (``sinks.sql``), so SQL written once runs
+on either.
 """
 
 from __future__ import annotations
@@ -11,8 +12,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from clickhouse_driver.util.escape import escape_params
-
+from sinks.sql import bind
 from sinks.url import ClickHouseTarget
 from streams.errors import RapportError
 
@@ -36,12 +36,6 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def _bind(sql: str, params: Mapping[str, Any] | None) -> str:
-    if not params:
-        return sql
-    return sql % escape_params(params)
 
 
 class NativeBackend:
@@ -81,7 +75,7 @@ class NativeBackend:
             ) from exc
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        return self._run(_bind(sql, params))
+        return self._run(bind(sql, params))
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
@@ -119,7 +113,7 @@ class ChdbBackend:
         return list(zip(*(col.to_pylist() for col in table.columns), strict=True))
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        return self._query(_bind(sql, params))
+        return self._query(bind(sql, params))
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if not rows:

@@ -10,6 +10,8 @@ from streams.config import Settings
 
 def create_app(settings: Settings) -> faust.App:
     brokers = [f"kafka://{host}" for host in settings.kafka.bootstrap.split(",")]
+    datadir = settings.var_path / "worker" / settings.kafka.topic_prefix
+    datadir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         f"{settings.kafka.topic_prefix}-worker",
         broker=brokers,
@@ -21,7 +23,7 @@ def create_app(settings: Settings) -> faust.App:
         web_bind=settings.worker.web_host,
         consumer_auto_offset_reset="earliest",
         autodiscover=False,
-        datadir=str(settings.var_path / "worker" / settings.kafka.topic_prefix),
+        datadir=str(datadir),
         broker_commit_every=settings.worker.batch_size,
         broker_commit_interval=settings.worker.batch_seconds,
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from streams import stack
+from streams import kafka_clients, stack
 from streams.config import Settings
 from streams.topics import ensure_topics
 from streams.worker import WorkerProcess
@@ -36,8 +36,6 @@ def sample_lines(n: int) -> Iterator[bytes]:
 
 
 def run_demo(settings: Settings, events: int) -> None:
-    from kafka import KafkaProducer
-
     from sinks.backends import connect
 
     click.secho("1/4 local stack", bold=True)
@@ -60,7 +58,7 @@ def run_demo(settings: Settings, events: int) -> None:
     ).start()
     try:
         click.secho(f"3/4 publishing {events} messages to {topic}", bold=True)
-        producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap, linger_ms=20, acks="all")
+        producer = kafka_clients.producer(settings, linger_ms=20, acks="all")
         started = time.monotonic()
         with click.progressbar(sample_lines(events), length=events, label="    publish") as bar:
             for i, line in enumerate(bar):

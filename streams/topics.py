@@ -6,6 +6,7 @@ broker without seeing each other's data.
 
 from __future__ import annotations
 
+from streams import kafka_clients
 from streams.config import Settings
 from streams.errors import RapportError
 
@@ -17,17 +18,9 @@ TOPICS = {
 
 def ensure_topics(settings: Settings, names: tuple[str, ...] = tuple(TOPICS)) -> list[str]:
     """Create the named topics that do not exist yet; return the ones created."""
-    from kafka import KafkaAdminClient
-    from kafka.admin import NewTopic
-    from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
-    except NoBrokersAvailable:
-        raise RapportError(
-            f"no Kafka broker answers at {settings.kafka.bootstrap}; start one with "
-            "`rapport stack up` or set RAPPORT_KAFKA=host:port"
-        ) from None
+    admin = kafka_clients.admin(settings)
     try:
         existing = set(admin.list_topics())
         wanted = [settings.topic(n) for n in names if settings.topic(n) not in existing]
@@ -35,13 +28,13 @@ def ensure_topics(settings: Settings, names: tuple[str, ...] = tuple(TOPICS)) ->
         for full in wanted:
             try:
                 admin.create_topics(
-                    [
-                        NewTopic(
-                            full,
-                            num_partitions=settings.kafka.partitions,
-                            replication_factor=settings.kafka.replication_factor,
-                        )
-                    ]
+                    {
+                        full: {
+                            "num_partitions": settings.kafka.partitions,
+                            "replication_factor": settings.kafka.replication_factor,
+                        }
+                    },
+                    wait_for_metadata=True,
                 )
                 created.append(full)
             except TopicAlreadyExistsError:

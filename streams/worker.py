@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from streams import kafka_clients
 from streams.config import Settings
 from streams.errors import RapportError
 
@@ -37,12 +38,16 @@ def run_foreground(settings: Settings, loglevel: str = "info") -> None:
     Worker(app, loglevel=loglevel, redirect_stdouts=False).execute_from_commandline()
 
 
-def consumer_lag(settings: Settings, topics: Iterable[str]) -> int:
-    """Messages on ``topics`` not yet committed by the worker's consumer group."""
-    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+def consumer_lag(settings: Settings, topics: Iterable[str]) -> int | None:
+    """Messages on ``topics`` not yet committed by the worker's consumer group.
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap)
+    None while the broker cannot tell yet (group coordinator still loading).
+    """
+    from kafka import TopicPartition
+    from kafka.errors import RetriableError
+
+    admin = kafka_clients.admin(settings)
+    consumer = kafka_clients.consumer(settings)
     try:
         partitions = [
             TopicPartition(t, p)
@@ -52,7 +57,11 @@ def consumer_lag(settings: Settings, topics: Iterable[str]) -> int:
         if not partitions:
             return 0
         ends = consumer.end_offsets(partitions)
-        committed = admin.list_consumer_group_offsets(group_id(settings), partitions=partitions)
+        group = group_id(settings)
+        try:
+            committed = admin.list_group_offsets({group: partitions}).get(group, {})
+        except RetriableError:
+            return None
         lag = 0
         for tp in partitions:
             meta = committed.get(tp)

@@ -1,0 +1,48 @@
+"""kafka-python clients built from settings, in one place (addresses, and later security).
+
+A broker that does not answer becomes one clear line, not a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from streams.config import Settings
+from streams.errors import RapportError
+
+T = TypeVar("T")
+
+
+def _unreachable(settings: Settings) -> RapportError:
+    return RapportError(
+        f"no Kafka broker answers at {settings.kafka.bootstrap}; start one with "
+        "`rapport stack up` or set RAPPORT_KAFKA=host:port"
+    )
+
+
+def _open(settings: Settings, factory: Callable[..., T], **options: Any) -> T:
+    from kafka.errors import KafkaTimeoutError
+
+    try:
+        return factory(bootstrap_servers=settings.kafka.bootstrap, **options)
+    except KafkaTimeoutError:
+        raise _unreachable(settings) from None
+
+
+def admin(settings: Settings) -> Any:
+    from kafka import KafkaAdminClient
+
+    return _open(settings, KafkaAdminClient, request_timeout_ms=10_000)
+
+
+def producer(settings: Settings, **options: Any) -> Any:
+    from kafka import KafkaProducer
+
+    return _open(settings, KafkaProducer, **options)
+
+
+def consumer(settings: Settings, **options: Any) -> Any:
+    from kafka import KafkaConsumer
+
+    return _open(settings, KafkaConsumer, **options)
