@@ -191,6 +191,8 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         _apply(values, sources, section, {key: raw}, f"environment {name}")
 
     stack = StackSettings(**values["stack"])
+    worker = WorkerSettings(**values["worker"])
+    _validate_ports(stack, worker)
     kafka_values = values["kafka"]
     if not kafka_values.get("bootstrap"):
         kafka_values["bootstrap"] = f"127.0.0.1:{stack.kafka_port}"
@@ -205,7 +207,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         kafka=KafkaSettings(**kafka_values),
         clickhouse=ClickHouseSettings(**ch_values),
         stack=stack,
-        worker=WorkerSettings(**values["worker"]),
+        worker=worker,
         sources=sources,
         config_file=str(config_file) if config_file else None,
     )
@@ -237,7 +239,8 @@ def _normalise_bootstrap(raw: str) -> str:
         scheme, _, text = text.partition("://")
         if scheme != "kafka":
             raise ConfigError(
-                f"Kafka address {raw!r} has scheme {scheme!r}; use host:port or kafka://host:port"
+                f"Kafka address {raw!r} has scheme {scheme!r}; set RAPPORT_KAFKA=host:port "
+                "(or kafka://host:port)"
             )
     hosts = [h.strip() for h in text.split(",") if h.strip()]
     if not hosts:
@@ -249,13 +252,13 @@ def _normalise_bootstrap(raw: str) -> str:
     return ",".join(hosts)
 
 
-def _validate(s: Settings) -> None:
+def _validate_ports(stack: StackSettings, worker: WorkerSettings) -> None:
     ports = {
-        "stack.kafka_port": s.stack.kafka_port,
-        "stack.kafka_controller_port": s.stack.kafka_controller_port,
-        "stack.clickhouse_tcp_port": s.stack.clickhouse_tcp_port,
-        "stack.clickhouse_http_port": s.stack.clickhouse_http_port,
-        "worker.web_port": s.worker.web_port,
+        "stack.kafka_port": stack.kafka_port,
+        "stack.kafka_controller_port": stack.kafka_controller_port,
+        "stack.clickhouse_tcp_port": stack.clickhouse_tcp_port,
+        "stack.clickhouse_http_port": stack.clickhouse_http_port,
+        "worker.web_port": worker.web_port,
     }
     for name, port in ports.items():
         if not 0 < port < 65536:
@@ -265,6 +268,9 @@ def _validate(s: Settings) -> None:
         if port in seen:
             raise ConfigError(f"{name} and {seen[port]} are both {port}; give each its own port")
         seen[port] = name
+
+
+def _validate(s: Settings) -> None:
     if s.kafka.partitions < 1:
         raise ConfigError(f"kafka.partitions = {s.kafka.partitions}; it must be at least 1")
     if not s.kafka.topic_prefix or any(c in s.kafka.topic_prefix for c in " /\\"):

@@ -1,0 +1,92 @@
+"""Find the real services the tests need, in this order: explicit environment variables, a
+Docker engine (testcontainers), the local stack (`rapport stack up`).
+
+A test that needs a service and cannot get one fails with what to do; it is never skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.config import load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+def docker_engine() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:  # no client config, no socket, no engine: all mean "no Docker"
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """A real Kafka broker's bootstrap address."""
+    if os.environ.get("RAPPORT_TEST_KAFKA"):
+        yield os.environ["RAPPORT_TEST_KAFKA"]
+        return
+    if docker_engine():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("apache/kafka:3.9.1") as kafka:
+            yield kafka.get_bootstrap_server()
+        return
+    from streams.stack.kafka import KafkaService
+
+    local = KafkaService(load_settings())
+    if local.ready():
+        yield local.address
+        return
+    pytest.fail(
+        "no Kafka broker for the tests: set RAPPORT_TEST_KAFKA=host:port, start a Docker "
+        "engine, or run `rapport stack up` (make up)"
+    )
+
+
+@pytest.fixture(scope="session")
+def clickhouse_server_url() -> Iterator[str]:
+    """A real ClickHouse server's sink URL (database chosen per test by the caller)."""
+    if os.environ.get("RAPPORT_TEST_CLICKHOUSE_URL"):
+        yield os.environ["RAPPORT_TEST_CLICKHOUSE_URL"]
+        return
+    if docker_engine():
+        from testcontainers.clickhouse import ClickHouseContainer
+
+        with ClickHouseContainer("clickhouse/clickhouse-server:25.8") as ch:
+            port = ch.get_exposed_port(9000)
+            host = ch.get_container_host_ip()
+            yield f"clickhouse://{ch.username}:{ch.password}@{host}:{port}/rapport_test"
+        return
+    from streams.stack.clickhouse import ClickHouseServerService
+
+    local = ClickHouseServerService(load_settings())
+    if local.ready():
+        yield f"clickhouse://default@127.0.0.1:{local.tcp_port}/rapport_test"
+        return
+    pytest.fail(
+        "no ClickHouse server for the tests: set RAPPORT_TEST_CLICKHOUSE_URL, start a Docker "
+        "engine, or run `rapport stack up` (make up) with clickhouse-server installed"
+    )
+
+
+@pytest.fixture
+def run_id() -> str:
+    """A fresh topic prefix / database suffix so tests never see each other's data."""
+    return f"t{uuid.uuid4().hex[:10]}"
