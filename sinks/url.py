@@ -53,9 +53,7 @@ def parse_clickhouse_url(url: str) -> ClickHouseTarget:
         _check_database(database)
         return ClickHouseTarget(kind="chdb", path=str(Path(path).resolve()), database=database)
     if scheme not in ("clickhouse", "clickhouses"):
-        raise ConfigError(
-            f"ClickHouse URL {url!r} has unknown scheme {scheme!r}; use {EXAMPLES}"
-        )
+        raise ConfigError(f"ClickHouse URL {url!r} has unknown scheme {scheme!r}; use {EXAMPLES}")
     parts = urlsplit(text)
     try:
         port = parts.port

@@ -42,7 +42,9 @@ def config_cmd(ctx: Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({k: {"value": v, "source": src} for k, v, src in rows}, indent=2))
         return
-    click.echo(f"# config file: {s.config_file or '(none: set RAPPORT_CONFIG or create ./rapport.toml)'}")
+    click.echo(
+        f"# config file: {s.config_file or '(none: set RAPPORT_CONFIG or create ./rapport.toml)'}"
+    )
     width = max(len(k) for k, _, _ in rows)
     for key, value, source in rows:
         click.echo(f"{key:<{width}}  {value:<40}  # {source}")

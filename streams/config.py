@@ -150,7 +150,9 @@ def _read_file(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist; unset RAPPORT_CONFIG or create it") from None
+        raise ConfigError(
+            f"config file {path} does not exist; unset RAPPORT_CONFIG or create it"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
@@ -248,7 +250,9 @@ def _normalise_bootstrap(raw: str) -> str:
     for host in hosts:
         name, sep, port = host.rpartition(":")
         if not sep or not name or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ConfigError(f"Kafka address {host!r} is not host:port; set RAPPORT_KAFKA=host:port")
+            raise ConfigError(
+                f"Kafka address {host!r} is not host:port; set RAPPORT_KAFKA=host:port"
+            )
     return ",".join(hosts)
 
 
@@ -274,6 +278,8 @@ def _validate(s: Settings) -> None:
     if s.kafka.partitions < 1:
         raise ConfigError(f"kafka.partitions = {s.kafka.partitions}; it must be at least 1")
     if not s.kafka.topic_prefix or any(c in s.kafka.topic_prefix for c in " /\\"):
-        raise ConfigError(f"kafka.topic_prefix = {s.kafka.topic_prefix!r} is not a valid topic prefix")
+        raise ConfigError(
+            f"kafka.topic_prefix = {s.kafka.topic_prefix!r} is not a valid topic prefix"
+        )
     if s.worker.batch_size < 1 or s.worker.batch_seconds <= 0:
         raise ConfigError("worker.batch_size must be >= 1 and worker.batch_seconds > 0")

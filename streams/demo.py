@@ -52,8 +52,11 @@ def run_demo(settings: Settings, events: int) -> None:
     log = settings.var_path / "logs" / f"{run}.log"
     worker = WorkerProcess(
         settings,
-        {"RAPPORT_KAFKA": settings.kafka.bootstrap, "RAPPORT_CLICKHOUSE": settings.clickhouse.url,
-         "RAPPORT_KAFKA__TOPIC_PREFIX": run},
+        {
+            "RAPPORT_KAFKA": settings.kafka.bootstrap,
+            "RAPPORT_CLICKHOUSE": settings.clickhouse.url,
+            "RAPPORT_KAFKA__TOPIC_PREFIX": run,
+        },
         log,
     ).start()
     try:

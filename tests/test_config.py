@@ -71,7 +71,12 @@ def test_invalid_toml(tmp_path: Path) -> None:
 def test_server_url_and_masked_secrets(tmp_path: Path) -> None:
     t = parse_clickhouse_url("clickhouses://bob:s%40cret@db.example:9440/stats?verify=false")
     assert (t.kind, t.host, t.port, t.user, t.password, t.database) == (
-        "server", "db.example", 9440, "bob", "s@cret", "stats"
+        "server",
+        "db.example",
+        9440,
+        "bob",
+        "s@cret",
+        "stats",
     )
     assert t.secure and not t.verify
     assert "s@cret" not in t.display()

@@ -79,10 +79,10 @@ def test_message_reaches_clickhouse_then_offset_commits(
         f"WHERE topic = '{topic}' ORDER BY partition, offset"
     )
     if sink == "chdb":
-        stored = [r[0] for r in chdb_rows(url, sql)]
+        stored = [str(r[0]) for r in chdb_rows(url, sql)]
     else:
         backend = connect(settings.clickhouse_target)
-        stored = [r[0] for r in backend.execute(sql)]
+        stored = [str(r[0]) for r in backend.execute(sql)]
         backend.execute(f"DROP DATABASE {run_id}")
         backend.close()
     assert len(stored) == N

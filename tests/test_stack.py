@@ -16,7 +16,11 @@ RAPPORT = [sys.executable, "-m", "streams.cli"]
 
 def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*RAPPORT, *args], env={**os.environ, **env}, cwd=cwd, capture_output=True, text=True,
+        [*RAPPORT, *args],
+        env={**os.environ, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
         timeout=300,
     )
 

@@ -7,6 +7,8 @@ doubling.
 
 from __future__ import annotations
 
+from typing import cast
+
 import faust
 
 from sinks.backends import Backend
@@ -28,16 +30,24 @@ def create_table(backend: Backend) -> None:
 def install(app: faust.App, settings: Settings, backend: Backend) -> faust.types.AgentT:
     create_table(backend)
     topic = app.topic(
-        settings.topic("interactions"), key_type=bytes, value_type=bytes,
-        key_serializer="raw", value_serializer="raw",
+        settings.topic("interactions"),
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
     )
 
     @app.agent(topic, name="raw-messages")
     async def raw_messages(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(settings.worker.batch_size, settings.worker.batch_seconds):
+        # noack_take: acks are ours to give, after the insert (take would ack even on failure)
+        async for events in cast(faust.Stream, stream).noack_take(
+            settings.worker.batch_size, settings.worker.batch_seconds
+        ):
             rows = [
                 (
-                    e.message.topic, e.message.partition, e.message.offset,
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
                     int(e.message.timestamp * 1000),
                     (e.message.key or b"").decode("utf-8", "replace"),
                     (e.message.value or b"").decode("utf-8", "replace"),

@@ -20,7 +20,11 @@ OPS = Path(__file__).resolve().parents[2] / "ops" / "clickhouse"
 
 def server_argv() -> list[str] | None:
     """The command that runs a ClickHouse server here, or None when none is installed."""
-    for candidate in ("clickhouse-server", "/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server"):
+    for candidate in (
+        "clickhouse-server",
+        "/usr/sbin/clickhouse-server",
+        "/usr/bin/clickhouse-server",
+    ):
         found = shutil.which(candidate)
         if found:
             return [found]

@@ -67,7 +67,11 @@ def ensure_jars(version: str, log: Path) -> Path:
     with log.open("wb") as fh:
         rc = subprocess.run(
             [
-                mvn, "-B", "-q", "-f", str(OPS / "pom.xml"),
+                mvn,
+                "-B",
+                "-q",
+                "-f",
+                str(OPS / "pom.xml"),
                 f"-Dkafka.version={version}",
                 "dependency:copy-dependencies",
                 f"-DoutputDirectory={libs}",
@@ -117,9 +121,15 @@ class KafkaService:
     def _java_argv(self, java: str, libs: Path, main: list[str]) -> list[str]:
         heap = self.settings.stack.kafka_heap
         return [
-            java, f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+            java,
+            f"-Xmx{heap}",
+            f"-Xms{heap}",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
             f"-Dlog4j.configuration=file:{OPS / 'log4j.properties'}",
-            "-cp", f"{libs}/*", *main,
+            "-cp",
+            f"{libs}/*",
+            *main,
         ]
 
     def _format_storage(self, java: str, libs: Path, config: Path) -> None:

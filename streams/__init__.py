@@ -1,0 +1,1 @@
+"""Rapport: streaming engagement analytics — the worker, CLI, local stack and analytics core."""
