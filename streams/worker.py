@@ -38,16 +38,18 @@ def run_foreground(settings: Settings, loglevel: str = "info") -> None:
     Worker(app, loglevel=loglevel, redirect_stdouts=False).execute_from_commandline()
 
 
-def consumer_lag(settings: Settings, topics: Iterable[str]) -> int | None:
+def consumer_lag(settings: Settings, topics: Iterable[str], timeout: float = 60.0) -> int:
     """Messages on ``topics`` not yet committed by the worker's consumer group.
 
-    None while the broker cannot tell yet (group coordinator still loading).
+    Retries while the broker cannot tell yet (a fresh broker's group coordinator is loading).
     """
     from kafka import TopicPartition
     from kafka.errors import RetriableError
 
     admin = kafka_clients.admin(settings)
     consumer = kafka_clients.consumer(settings)
+    group = group_id(settings)
+    deadline = time.monotonic() + timeout
     try:
         partitions = [
             TopicPartition(t, p)
@@ -57,11 +59,16 @@ def consumer_lag(settings: Settings, topics: Iterable[str]) -> int | None:
         if not partitions:
             return 0
         ends = consumer.end_offsets(partitions)
-        group = group_id(settings)
-        try:
-            committed = admin.list_group_offsets({group: partitions}).get(group, {})
-        except RetriableError:
-            return None
+        while True:
+            try:
+                committed = admin.list_group_offsets({group: partitions}).get(group, {})
+                break
+            except RetriableError as exc:
+                if time.monotonic() > deadline:
+                    raise RapportError(
+                        f"Kafka cannot report offsets of group {group}: {exc}"
+                    ) from exc
+                time.sleep(0.5)
         lag = 0
         for tp in partitions:
             meta = committed.get(tp)
