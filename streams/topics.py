@@ -12,7 +12,10 @@ from streams.errors import RapportError
 
 # name -> what it carries
 TOPICS = {
-    "interactions": "interaction events (Avro), the pipeline's input",
+    "interactions": "interaction events (Avro, single or batch envelopes), the pipeline's input",
+    "snapshots": "account snapshots (Avro), keyed by account",
+    "alerts": "spam alerts (Avro), keyed by actor",
+    "dead-letters": "refused input with its source, line and reason (Avro)",
 }
 
 
