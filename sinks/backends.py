@@ -8,17 +8,43 @@ on either.
 
 from __future__ import annotations
 
-import json
+import io
+import re
+import struct
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
-from sinks.sql import bind
+from sinks.sql import bind, literal
 from sinks.url import ClickHouseTarget
 from streams.errors import RapportError
 
 
 class SinkUnavailable(RapportError):
     """ClickHouse cannot be reached (down, refused, timed out): retry later."""
+
+
+class InsertRejected(RapportError):
+    """ClickHouse refused the rows themselves (a type mismatch): retrying will not help."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# Server error codes that say "not now" rather than "never": overload, timeouts, lost quorum.
+TRANSIENT_CODES = frozenset({159, 202, 209, 210, 241, 242, 252, 319, 425, 999})
+# Codes that blame the inserted data: parse failures, type mismatches, out-of-range values.
+REJECTED_CODES = frozenset({6, 26, 27, 38, 41, 53, 69, 70, 72, 117, 131, 321, 349})
+_CODE = re.compile(r"Code: (\d+)")
+
+
+def error_code(exc: BaseException) -> int | None:
+    """The ClickHouse error code carried by an exception (attribute or ``Code: N`` text)."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        return code
+    match = _CODE.search(str(exc))
+    return int(match.group(1)) if match else None
 
 
 class Backend(Protocol):
@@ -31,8 +57,20 @@ class Backend(Protocol):
         """Run one statement; return the rows of a SELECT (empty for DDL)."""
         ...
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        """Insert rows (tuples in ``columns`` order) into ``database.table``."""
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Insert rows (tuples in ``columns`` order) into ``database.table``.
+
+        ``settings`` apply to this insert only (e.g. ``insert_deduplication_token``). Raises
+        ``InsertRejected`` when the data itself is refused, ``SinkUnavailable`` when the
+        server cannot take it now.
+        """
         ...
 
     def close(self) -> None: ...
@@ -43,10 +81,20 @@ class NativeBackend:
 
     def __init__(self, target: ClickHouseTarget, connect_timeout: float = 5.0) -> None:
         from clickhouse_driver import Client
-        from clickhouse_driver.errors import NetworkError, SocketTimeoutError
+        from clickhouse_driver.errors import (
+            NetworkError,
+            ServerException,
+            SocketTimeoutError,
+            TypeMismatchError,
+        )
 
         self.target = target
         self._network_errors = (NetworkError, SocketTimeoutError, OSError, EOFError)
+        self._server_error = ServerException
+        # clickhouse-driver encodes columns client-side; a value of the wrong type fails there.
+        self._encode_errors = (
+            TypeMismatchError, AttributeError, TypeError, ValueError, OverflowError, struct.error,
+        )
         self._client = Client(
             host=target.host,
             port=target.port,
@@ -62,34 +110,58 @@ class NativeBackend:
         self.version = str(rows[0][0])
         self._run(f"CREATE DATABASE IF NOT EXISTS {target.database}")
 
-    def _run(self, sql: str, data: Any = None, columnar: bool = False) -> list[tuple[Any, ...]]:
+    def _run(
+        self, sql: str, data: Any = None, settings: Mapping[str, Any] | None = None
+    ) -> list[tuple[Any, ...]]:
         try:
             if data is None:
                 return list(self._client.execute(sql))
-            self._client.execute(sql, data, columnar=columnar)
+            self._client.execute(sql, data, columnar=True, settings=settings)
             return []
         except self._network_errors as exc:
             self._client.disconnect()
             raise SinkUnavailable(
                 f"ClickHouse at {self.target.display()} is unreachable: {exc}"
             ) from exc
+        except self._server_error as exc:
+            if exc.code in TRANSIENT_CODES:
+                raise SinkUnavailable(
+                    f"ClickHouse at {self.target.display()} is busy: {_first_line(exc)}"
+                ) from exc
+            if data is not None and exc.code in REJECTED_CODES:
+                raise InsertRejected(_first_line(exc), exc.code) from exc
+            raise
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         return self._run(bind(sql, params))
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
         if not rows:
             return
         by_column = [list(col) for col in zip(*rows, strict=True)]
         sql = f"INSERT INTO {self.target.database}.{table} ({', '.join(columns)}) VALUES"
-        self._run(sql, by_column, columnar=True)
+        try:
+            self._run(sql, by_column, settings)
+        except self._encode_errors as exc:
+            raise InsertRejected(f"{table}: {_first_line(exc)}", error_code(exc)) from exc
 
     def close(self) -> None:
         self._client.disconnect()
 
 
 class ChdbBackend:
-    """ClickHouse embedded in this process (chDB); one process owns a data directory."""
+    """ClickHouse embedded in this process (chDB); one process owns a data directory.
+
+    Inserts go in as Arrow record batches typed from the table's own columns: about three
+    times the throughput of JSONEachRow text, and a wrong value fails in Python, per column.
+    """
 
     def __init__(self, target: ClickHouseTarget) -> None:
         from chdb import session
@@ -105,9 +177,13 @@ class ChdbBackend:
             ) from exc
         self.version = str(self._query("SELECT version() AS v")[0][0])
         self._query(f"CREATE DATABASE IF NOT EXISTS {target.database}")
+        self._column_types: dict[str, dict[str, str]] = {}
 
     def _query(self, sql: str) -> list[tuple[Any, ...]]:
-        table = self._session.query(sql, "ArrowTable")
+        try:
+            table = self._session.query(sql, "ArrowTable")
+        except Exception as exc:
+            _reraise_chdb(exc, insert=False)
         if table is None or table.num_columns == 0:
             return []
         return list(zip(*(col.to_pylist() for col in table.columns), strict=True))
@@ -115,17 +191,106 @@ class ChdbBackend:
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         return self._query(bind(sql, params))
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    def insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        *,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
         if not rows:
             return
-        lines = "\n".join(json.dumps(dict(zip(columns, row, strict=True))) for row in rows)
-        self._session.query(
-            f"INSERT INTO {self.target.database}.{table} ({', '.join(columns)}) "
-            f"FORMAT JSONEachRow\n{lines}"
-        )
+        import pyarrow as pa
+
+        types = self._types_of(table, columns)
+        arrays = []
+        for name, values in zip(columns, zip(*rows, strict=True), strict=True):
+            try:
+                arrays.append(_arrow_array(values, _arrow_type(types[name])))
+            except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+                raise InsertRejected(f"{table}.{name} ({types[name]}): {exc}") from exc
+        batch = pa.RecordBatch.from_arrays(arrays, names=list(columns))
+        stream = io.BytesIO()
+        with pa.ipc.new_stream(stream, batch.schema) as writer:
+            writer.write_batch(batch)
+        sql = f"INSERT INTO {self.target.database}.{table} ({', '.join(columns)})"
+        if settings:
+            sql += " SETTINGS " + ", ".join(f"{k} = {literal(v)}" for k, v in settings.items())
+        try:
+            with self._session.send_insert(sql, "ArrowStream") as inserter:
+                inserter.append(stream.getvalue())
+                inserter.finish()
+        except Exception as exc:
+            _reraise_chdb(exc, insert=True)
+
+    def _types_of(self, table: str, columns: Sequence[str]) -> dict[str, str]:
+        """Column name → ClickHouse type, cached; re-read when a column is new (migrations)."""
+        known = self._column_types.get(table, {})
+        if not all(name in known for name in columns):
+            rows = self._query(
+                bind(
+                    "SELECT name, type FROM system.columns "
+                    "WHERE database = %(database)s AND table = %(table)s",
+                    {"database": self.target.database, "table": table},
+                )
+            )
+            known = self._column_types[table] = {str(n): str(t) for n, t in rows}
+            missing = [name for name in columns if name not in known]
+            if missing:
+                raise RapportError(
+                    f"table {self.target.database}.{table} has no column(s) {', '.join(missing)}"
+                    " (run rapport db migrate)"
+                )
+        return known
 
     def close(self) -> None:
         self._session.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _reraise_chdb(exc: Exception, insert: bool) -> NoReturn:
+    """chDB raises plain RuntimeErrors; sort them by the ClickHouse code they quote."""
+    code = error_code(exc)
+    if code in TRANSIENT_CODES:
+        raise SinkUnavailable(f"chDB is busy: {_first_line(exc)}") from exc
+    if insert and code in REJECTED_CODES:
+        raise InsertRejected(_first_line(exc), code) from exc
+    raise exc
+
+
+def _arrow_type(clickhouse_type: str) -> Any:
+    """The Arrow type that ClickHouse reads back as ``clickhouse_type``; None lets Arrow infer."""
+    import pyarrow as pa
+
+    inner = re.fullmatch(r"(Nullable|LowCardinality|Array)\((.*)\)", clickhouse_type)
+    if inner:
+        element = _arrow_type(inner.group(2))
+        if inner.group(1) != "Array":
+            return element
+        return pa.list_(element) if element is not None else None
+    simple = {
+        "String": pa.string(),
+        "Int8": pa.int8(), "Int16": pa.int16(), "Int32": pa.int32(), "Int64": pa.int64(),
+        "UInt8": pa.uint8(), "UInt16": pa.uint16(), "UInt32": pa.uint32(), "UInt64": pa.uint64(),
+        "Float32": pa.float32(), "Float64": pa.float64(),
+    }
+    return simple.get(clickhouse_type)
+
+
+def _arrow_array(values: Sequence[Any], arrow_type: Any) -> Any:
+    import pyarrow as pa
+
+    try:
+        return pa.array(values, type=arrow_type)
+    except pa.ArrowTypeError:
+        # Flags arrive as bools; Arrow will not put a bool into an integer column by itself.
+        if not any(isinstance(v, bool) for v in values):
+            raise
+        return pa.array([int(v) if isinstance(v, bool) else v for v in values], type=arrow_type)
 
 
 def connect(target: ClickHouseTarget) -> Backend:

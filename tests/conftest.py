@@ -6,8 +6,11 @@ A test that needs a service and cannot get one fails with what to do; it is neve
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +31,16 @@ def docker_engine() -> bool:
         return True
     except Exception:  # no client config, no socket, no engine: all mean "no Docker"
         return False
+
+
+def chdb_dir() -> str:
+    """One chDB directory per test process: chDB cannot open a second one in a process."""
+    path = os.environ.get("RAPPORT_TEST_CHDB_DIR")
+    if not path:
+        path = tempfile.mkdtemp(prefix="rapport-chdb-tests-")
+        os.environ["RAPPORT_TEST_CHDB_DIR"] = path
+        atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def free_port() -> int:
