@@ -10,6 +10,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from streams.errors import RapportError
+
 _ESCAPES = str.maketrans(
     {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"}
 )
@@ -38,3 +40,17 @@ def bind(sql: str, params: Mapping[str, Any] | None) -> str:
     if not params:
         return sql
     return sql % {k: literal(v) for k, v in params.items()}
+
+
+READ_ONLY_STARTS = ("SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS")
+
+
+def check_read_only(sql: str) -> None:
+    """Refuse anything but one read-only statement (``rapport sql`` is read-only by default)."""
+    text = sql.strip().rstrip(";").strip()
+    first = text.split(None, 1)[0].upper() if text else ""
+    if first not in READ_ONLY_STARTS or ";" in text:
+        raise RapportError(
+            "rapport sql runs one read-only statement (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN); "
+            "use clickhouse-client for changes"
+        )

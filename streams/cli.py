@@ -154,6 +154,56 @@ def publish_cmd(
         sys.exit(1)
 
 
+@cli.group()
+def db() -> None:
+    """The ClickHouse schema."""
+
+
+@db.command("migrate")
+@pass_ctx
+def db_migrate(ctx: Context) -> None:
+    """Apply the numbered migrations not yet applied (the worker also does this at start)."""
+    from sinks.backends import connect
+    from sinks.migrations import migrate
+
+    backend = connect(ctx.settings.clickhouse_target)
+    try:
+        applied = migrate(backend, ctx.settings.clickhouse.cluster or None)
+    finally:
+        backend.close()
+    target = ctx.settings.clickhouse_target.display()
+    if not applied:
+        click.echo(f"{target}: up to date")
+    for m in applied:
+        click.echo(f"{target}: applied {m.number} {m.name}")
+
+
+@cli.command("sql")
+@click.argument("query")
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A %(NAME)s parameter, bound as a quoted literal.",
+)
+@pass_ctx
+def sql_cmd(ctx: Context, query: str, params: tuple[str, ...]) -> None:
+    """Run one read-only query (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) against the sink."""
+    from sinks.backends import connect
+    from sinks.sql import check_read_only
+
+    check_read_only(query)
+    bound = dict(p.split("=", 1) for p in params)
+    backend = connect(ctx.settings.clickhouse_target)
+    try:
+        for row in backend.execute(query, bound or None):
+            click.echo("\t".join("" if v is None else str(v) for v in row))
+    finally:
+        backend.close()
+
+
 @cli.command("worker")
 @click.option("--loglevel", default="info", show_default=True)
 @pass_ctx
@@ -167,13 +217,12 @@ def worker_cmd(ctx: Context, loglevel: str) -> None:
 
 
 @cli.command("demo")
-@click.option("--events", default=5000, show_default=True, help="Messages to send through.")
 @pass_ctx
-def demo_cmd(ctx: Context, events: int) -> None:
-    """Run the spine end to end: local stack, worker, publish, rows in ClickHouse."""
+def demo_cmd(ctx: Context) -> None:
+    """Run the pipeline end to end: local stack, worker, a real data set, rows in ClickHouse."""
     from streams.demo import run_demo
 
-    run_demo(ctx.settings, events)
+    run_demo(ctx.settings)
 
 
 def main(argv: list[str] | None = None) -> Any:

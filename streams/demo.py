@@ -1,8 +1,8 @@
 """`make demo`: the whole spine on the local stack, narrated.
 
 Starts the stack, a worker in a fresh run (its own topic prefix), publishes real messages
-(CollegeMsg when ``../shared`` is there, synthetic otherwise), waits until the worker has
-committed them all, stops it and shows what landed in ClickHouse.
+(CollegeMsg from ``../shared``), waits until the worker has stored and committed them all,
+stops it and shows what landed in ClickHouse.
 """
 
 from __future__ import annotations
@@ -10,34 +10,26 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
-from streams import kafka_clients, stack
+from streams import stack
 from streams.config import Settings
+from streams.errors import RapportError
 from streams.topics import ensure_topics
 from streams.worker import WorkerProcess
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "CollegeMsg" / "CollegeMsg.txt"
 
 
-def sample_lines(n: int) -> Iterator[bytes]:
-    if SAMPLE.exists():
-        with SAMPLE.open("rb") as fh:
-            for i, line in enumerate(fh):
-                if i >= n:
-                    return
-                yield line.rstrip(b"\n")
-    else:
-        for i in range(n):
-            yield f"{i % 97} {i % 89} {1082040961 + i * 60}".encode()
-
-
-def run_demo(settings: Settings, events: int) -> None:
+def run_demo(settings: Settings) -> None:
     from sinks.backends import connect
+    from streams.importers import read
+    from streams.publish import ProgressBar, Publisher, estimate_items, print_summary
 
+    if not SAMPLE.exists():
+        raise RapportError(f"the demo data set is missing: {SAMPLE} (../shared next to the repo)")
     click.secho("1/4 local stack", bold=True)
     for name, what in stack.up(settings, ("kafka",)):
         click.echo(f"    {name:<11} {what}")
@@ -60,38 +52,39 @@ def run_demo(settings: Settings, events: int) -> None:
         log,
     ).start()
     try:
-        click.secho(f"3/4 publishing {events} messages to {topic}", bold=True)
-        producer = kafka_clients.producer(settings, linger_ms=20, acks="all")
+        click.secho(f"3/4 publishing {SAMPLE.name} (SNAP, real messages) to {topic}", bold=True)
+        with (
+            Publisher(settings) as publisher,
+            ProgressBar("    publish", estimate_items(SAMPLE)) as bar,
+        ):
+            publisher.run(read("snap", SAMPLE), bar.advance)
+        print_summary(publisher.summary, settings)
         started = time.monotonic()
-        with click.progressbar(sample_lines(events), length=events, label="    publish") as bar:
-            for i, line in enumerate(bar):
-                producer.send(topic, key=str(i).encode(), value=line)
-        producer.flush()
-        producer.close()
-        worker.wait_drained([topic], timeout=180)
-        elapsed = time.monotonic() - started
-        click.echo(f"    all {events} committed by the worker in {elapsed:.1f} s")
+        worker.wait_drained([topic], timeout=300)
+        click.echo(
+            f"    worker stored and committed everything {time.monotonic() - started:.1f} s later"
+        )
     finally:
         worker.stop()
 
     click.secho("4/4 what landed in ClickHouse", bold=True)
     backend = connect(settings.clickhouse_target)
+    db = backend.target.database
     try:
-        rows = backend.execute(
-            f"SELECT partition, count(), min(offset), max(offset) FROM "
-            f"{backend.target.database}.raw_messages FINAL WHERE topic = %(t)s "
-            "GROUP BY partition ORDER BY partition",
+        ((stored, accounts, first, last),) = backend.execute(
+            "SELECT count(), uniqExact(actor), toString(min(event_time)), "
+            f"toString(max(event_time)) FROM {db}.interactions FINAL WHERE kafka_topic = %(t)s",
             {"t": topic},
         )
     finally:
         backend.close()
-    total = sum(r[1] for r in rows)
-    for p, n, lo, hi in rows:
-        click.echo(f"    partition {p}: {n} rows (offsets {lo}..{hi})")
-    click.echo(f"    total {total} rows for {events} messages published")
+    click.echo(f"    {stored:,} interactions from {accounts:,} accounts, {first} .. {last}")
     click.echo(
-        "\nQuery them:  rapport sql (coming) or, with the worker stopped, chDB at "
-        f"{settings.clickhouse_target.display()}\nStop the stack:  rapport stack down"
+        "\nQuery them (stop workers first when the sink is the embedded chDB):\n"
+        f'    rapport sql "SELECT kind, count() FROM {db}.interactions FINAL GROUP BY kind"\n'
+        "Stop the stack:  rapport stack down"
     )
-    if total != events:
-        raise click.ClickException(f"expected {events} rows, found {total}; see {log}")
+    if stored != publisher.summary.published:
+        raise RapportError(
+            f"expected {publisher.summary.published} rows, found {stored}; see {log}"
+        )

@@ -29,12 +29,14 @@ def run_foreground(settings: Settings, loglevel: str = "info") -> None:
     from faust.worker import Worker
 
     from sinks.backends import connect
-    from streams.agents import raw_messages
+    from sinks.migrations import migrate
+    from streams.agents import ingest
     from streams.app import create_app
 
     app = create_app(settings)
     backend = connect(settings.clickhouse_target)
-    raw_messages.install(app, settings, backend)
+    migrate(backend, settings.clickhouse.cluster or None)
+    ingest.install(app, settings, backend)
     Worker(app, loglevel=loglevel, redirect_stdouts=False).execute_from_commandline()
 
 

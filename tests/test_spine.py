@@ -1,5 +1,6 @@
 """The spine end to end: kafka-python produces, the Faust worker consumes, rows land in
-ClickHouse — on the embedded chDB and on a real server — and only then are offsets committed."""
+ClickHouse — on the embedded chDB and on a real server — and only then are offsets committed.
+Bad messages already in Kafka end in the dead-letter topic and table with their reason."""
 
 from __future__ import annotations
 
@@ -10,12 +11,16 @@ from pathlib import Path
 
 import pytest
 
+import schemas
+from schemas import codec
 from sinks.backends import connect
 from streams import kafka_clients
 from streams.config import Settings, load_settings
+from streams.publish import Publisher
 from streams.topics import ensure_topics
 from streams.worker import WorkerProcess, consumer_lag
 from tests.conftest import free_port
+from tests.kafka_read import read_topic
 
 N = 2_000
 
@@ -31,14 +36,32 @@ def worker_env(kafka: str, sink_url: str, run_id: str, var: Path) -> dict[str, s
     }
 
 
-def publish(settings: Settings, n: int) -> list[bytes]:
-    values = [f"{i} {i % 7} {1082040961 + i}".encode() for i in range(n)]
-    producer = kafka_clients.producer(settings, acks="all", linger_ms=5)
-    for i, value in enumerate(values):
-        producer.send(settings.topic("interactions"), key=str(i).encode(), value=value)
+def publish(settings: Settings, n: int) -> tuple[list[str], int]:
+    """n valid events in envelopes, plus messages the worker must refuse; (good ids, messages)."""
+    events = [
+        {"event_id": f"spine-{i}", "kind": "MESSAGE", "actor": f"u{i % 13}", "target": f"u{i % 7}",
+         "ts": 1_600_000_000_000 + i * 1000, "in_reply_to": None, "conversation_id": None,
+         "text": None, "urls": [], "platform": "test", "followers": None, "following": None,
+         "posts": None}
+        for i in range(n)
+    ]  # fmt: skip
+    with Publisher(settings, envelope_size=100) as publisher:
+        for event in events:
+            publisher.event(event)
+    producer = kafka_clients.producer(settings, acks="all")
+    topic = settings.topic("interactions")
+    for value, headers in BAD_MESSAGES:
+        producer.send(topic, value=value, headers=headers, partition=0)
     producer.flush()
     producer.close()
-    return values
+    return [e["event_id"] for e in events], publisher.summary.messages + len(BAD_MESSAGES)
+
+
+BAD_MESSAGES = [
+    (b"\x00garbage", schemas.kafka_headers(schemas.INTERACTION)),  # truncated Avro
+    (b"plain text", []),  # no schema header
+    (b"x", schemas.kafka_headers(schemas.INTERACTION, version=99)),  # unknown version
+]
 
 
 def chdb_rows(url: str, sql: str) -> list[list[object]]:
@@ -65,8 +88,8 @@ def test_message_reaches_clickhouse_then_offset_commits(
     settings = load_settings(env=env, cwd=tmp_path)
     ensure_topics(settings)
     topic = settings.topic("interactions")
-    sent = publish(settings, N)
-    assert consumer_lag(settings, [topic]) == N  # nothing committed before the worker runs
+    sent, messages = publish(settings, N)
+    assert consumer_lag(settings, [topic]) == messages  # nothing committed before the worker
 
     worker = WorkerProcess(settings, env, tmp_path / "worker.log").start()
     try:
@@ -74,16 +97,21 @@ def test_message_reaches_clickhouse_then_offset_commits(
     finally:
         assert worker.stop() == 0, (tmp_path / "worker.log").read_text()[-3000:]
 
-    sql = (
-        f"SELECT value FROM {run_id if sink == 'server' else 'rapport'}.raw_messages FINAL "
-        f"WHERE topic = '{topic}' ORDER BY partition, offset"
-    )
+    database = run_id if sink == "server" else "rapport"
+    queries = {
+        "ids": f"SELECT event_id FROM {database}.interactions FINAL ORDER BY event_id",
+        "letters": f"SELECT reason_code FROM {database}.dead_letters FINAL ORDER BY reason_code",
+    }
     if sink == "chdb":
-        stored = [str(r[0]) for r in chdb_rows(url, sql)]
+        found = {k: [str(r[0]) for r in chdb_rows(url, q)] for k, q in queries.items()}
     else:
         backend = connect(settings.clickhouse_target)
-        stored = [str(r[0]) for r in backend.execute(sql)]
+        found = {k: [str(r[0]) for r in backend.execute(q)] for k, q in queries.items()}
         backend.execute(f"DROP DATABASE {run_id}")
         backend.close()
-    assert len(stored) == N
-    assert sorted(stored) == sorted(v.decode() for v in sent)
+    assert found["ids"] == sorted(sent)
+    assert found["letters"] == ["bad_avro", "unknown_schema_version", "wrong_header"]
+    letters = [codec.decode(v, schemas.DEAD_LETTER) for v, _ in
+               read_topic(settings, settings.topic("dead-letters"))]  # fmt: skip
+    assert sorted(d["reason_code"] for d in letters) == found["letters"]
+    assert all(d["source"].startswith(f"{topic}/0/") for d in letters)
