@@ -135,9 +135,13 @@ class KafkaService:
     def _format_storage(self, java: str, libs: Path, config: Path) -> None:
         if (self.run_dir / "data" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # as Kafka's own Uuid: a leading dash reads as a flag
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         argv = self._java_argv(
-            java, libs, ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)]
+            java,
+            libs,
+            ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config)],
         )
         out = subprocess.run(argv, capture_output=True, text=True)
         if out.returncode != 0:
