@@ -68,8 +68,9 @@ class WorkerSettings:
     web_host: str = "127.0.0.1"
     web_port: int = 6066
     store: str = "memory://"
-    batch_size: int = 10_000
-    batch_seconds: float = 1.0
+    batch_size: int = 50_000  # rows per ClickHouse insert (per table and partition)
+    batch_seconds: float = 1.0  # flush a batch at least this often
+    take_messages: int = 100  # Kafka messages taken at a time (an envelope holds up to 500 events)
 
 
 @dataclass(frozen=True)
@@ -281,5 +282,7 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             f"kafka.topic_prefix = {s.kafka.topic_prefix!r} is not a valid topic prefix"
         )
-    if s.worker.batch_size < 1 or s.worker.batch_seconds <= 0:
-        raise ConfigError("worker.batch_size must be >= 1 and worker.batch_seconds > 0")
+    if s.worker.batch_size < 1 or s.worker.batch_seconds <= 0 or s.worker.take_messages < 1:
+        raise ConfigError(
+            "worker.batch_size and worker.take_messages must be >= 1, worker.batch_seconds > 0"
+        )

@@ -114,7 +114,7 @@ def install(app: faust.App, settings: Settings, backend: Backend) -> faust.types
         streams[:] = [stream]
         # noack_take: acks are ours to give, after the insert (take would ack even on failure)
         batches = cast(faust.Stream, stream).noack_take(
-            settings.worker.batch_size, settings.worker.batch_seconds
+            settings.worker.take_messages, settings.worker.batch_seconds
         )
         async for events in batches:
             now_ms = time.time_ns() // 1_000_000
