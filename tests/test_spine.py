@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,7 +39,7 @@ def worker_env(kafka: str, sink_url: str, run_id: str, var: Path) -> dict[str, s
 
 def publish(settings: Settings, n: int) -> tuple[list[str], int]:
     """n valid events in envelopes, plus messages the worker must refuse; (good ids, messages)."""
-    events = [
+    events: list[dict[str, Any]] = [
         {"event_id": f"spine-{i}", "kind": "MESSAGE", "actor": f"u{i % 13}", "target": f"u{i % 7}",
          "ts": 1_600_000_000_000 + i * 1000, "in_reply_to": None, "conversation_id": None,
          "text": None, "urls": [], "platform": "test", "followers": None, "following": None,
