@@ -1,11 +1,16 @@
 """Rapport's analytics core: pure, typed, synchronous functions over plain-dict events.
 
 No Kafka and no ClickHouse here: Faust agents wrap these as thin wiring, and every figure can be
-tested (and reproduced) from a list of events. Definitions: ``../shared/METRICS.md``. The hot
-paths work on whole batches with numpy (``EventBatch`` extracts each field once per batch).
+tested (and reproduced) from a list of events. Definitions: ``../shared/METRICS.md``.
+
+Work happens per batch, with numpy: ``EventBatch`` extracts each field (and, given an
+``AccountIndex``, numbers the accounts) once per batch; ``RequesterTags`` stamps requester tier
+and spam flag; ``ReplyMatcher`` matches replies; ``ResponsivenessAggregator`` keeps per-window
+figures and emits them; ``PairCounter``/``count_pairs`` count pairs for the reciprocity figures;
+``TierBook`` keeps tiers; ``WindowGate``/``ReorderBuffer`` handle event time.
 """
 
-from streams.core.batch import EventBatch, as_batch
+from streams.core.batch import AccountIndex, EventBatch, as_batch
 from streams.core.reciprocity import (
     NON_INTERACTION_KINDS,
     GiveTake,
@@ -49,6 +54,7 @@ from streams.core.responsiveness import (
     SEGMENT_ALL,
     SEGMENT_SPAM_ADJUSTED,
     TIER_PREFIX,
+    RequesterTags,
     ResponsivenessAggregator,
     WindowFigures,
     concat_figures,
@@ -86,13 +92,13 @@ __all__ = [
     "DEFAULT_FOLLOWER_BOUNDS", "DEFAULT_HORIZON_MS", "DEFAULT_TIERS", "EXPIRY_FIELDS", "GRACE_MS",
     "HOUR_MS", "INBOUND_FIELDS", "NON_INTERACTION_KINDS", "NO_TIME", "QUANTILES",
     "RATE_LIMITS_MS", "REORDER_MS", "REPLY_FIELDS", "SEGMENT_ALL", "SEGMENT_SPAM_ADJUSTED",
-    "TIER_PREFIX", "TOP", "UPPER", "WINDOW_SIZES", "Admission", "DDSketch", "Event", "EventBatch",
-    "Expiries", "ExpiryRecord", "GiveTake", "Inbound", "InboundRecord", "MatchResult",
-    "PairCounter", "PairCounts", "Reciprocity", "ReorderBuffer", "Replies", "ReplyMatcher",
-    "ReplyRecord", "ResponsivenessAggregator", "RichClub", "TierBook", "WindowFigures",
-    "WindowGate", "account_reciprocity", "as_batch", "concat_figures", "concat_results",
-    "conversation_roots", "count_pairs", "follower_tier", "follower_tiers", "give_take",
-    "is_late", "merge_pair_counts", "merged", "nearest_rank", "other_centred_counts",
-    "other_centred_share", "rank_tiers", "reciprocity", "rich_club", "summarize", "tier_mixing",
-    "top_accounts", "window_bounds", "window_start",
+    "TIER_PREFIX", "TOP", "UPPER", "WINDOW_SIZES", "AccountIndex", "Admission", "DDSketch",
+    "Event", "EventBatch", "Expiries", "ExpiryRecord", "GiveTake", "Inbound", "InboundRecord",
+    "MatchResult", "PairCounter", "PairCounts", "Reciprocity", "ReorderBuffer", "Replies",
+    "ReplyMatcher", "ReplyRecord", "RequesterTags", "ResponsivenessAggregator", "RichClub",
+    "TierBook", "WindowFigures", "WindowGate", "account_reciprocity", "as_batch",
+    "concat_figures", "concat_results", "conversation_roots", "count_pairs", "follower_tier",
+    "follower_tiers", "give_take", "is_late", "merge_pair_counts", "merged", "nearest_rank",
+    "other_centred_counts", "other_centred_share", "rank_tiers", "reciprocity", "rich_club",
+    "summarize", "tier_mixing", "top_accounts", "window_bounds", "window_start",
 ]

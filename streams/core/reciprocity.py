@@ -10,16 +10,16 @@ then a function of merged counts, except other-centred share, which needs what t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple, cast
 
 import numpy as np
-import numpy.typing as npt
 
-from streams.core.batch import EventBatch, as_batch
+from streams.core.batch import AccountIndex, Bools, EventBatch, as_batch
 from streams.core.windows import DAY_MS, Event
 
 NON_INTERACTION_KINDS = frozenset({"FOLLOW", "UNFOLLOW"})
+_ID_BITS = 31
 PairCounts = dict[tuple[str, str], int]
 
 
@@ -40,13 +40,15 @@ def count_pairs(
         keep &= b.ts >= start
     if end is not None:
         keep &= b.ts < end
-    rows = np.flatnonzero(keep)
-    _count_into(counts, b, rows)
+    _count_into(counts, b, keep)
     return counts
 
 
-def _count_into(counts: PairCounts, b: EventBatch, rows: npt.NDArray[np.int64]) -> None:
-    pairs = zip(b.actor_array[rows].tolist(), b.target_array[rows].tolist(), strict=True)
+def _count_into(counts: PairCounts, b: EventBatch, keep: Bools) -> None:
+    rows = np.flatnonzero(keep)
+    # rows kept have a target: the pairs are (str, str)
+    pairs = cast(Iterator[tuple[str, str]], zip(
+        b.actor_array[rows].tolist(), b.target_array[rows].tolist(), strict=True))
     if isinstance(counts, Counter):
         counts.update(pairs)  # counted in C
     else:
@@ -54,9 +56,9 @@ def _count_into(counts: PairCounts, b: EventBatch, rows: npt.NDArray[np.int64]) 
             counts[k] = counts.get(k, 0) + 1
 
 
-def merge_pair_counts(*parts: Mapping[tuple[str, str], int]) -> PairCounts:
+def merge_pair_counts(*parts: Mapping[Any, int]) -> PairCounts:
     """Sum of pair counts (shards, or windows making up a longer W)."""
-    out: PairCounts = {}
+    out: dict[Any, int] = {}
     for part in parts:
         for k, c in part.items():
             out[k] = out.get(k, 0) + c
@@ -64,34 +66,57 @@ def merge_pair_counts(*parts: Mapping[tuple[str, str], int]) -> PairCounts:
 
 
 class PairCounter:
-    """Pair counts per epoch-aligned window (default 1 d); a longer W merges consecutive ones."""
+    """Pair counts per epoch-aligned window (default 1 d); a longer W merges consecutive ones.
 
-    def __init__(self, size_ms: int = DAY_MS) -> None:
+    With an ``AccountIndex`` (the one the batches were built with) it counts packed id pairs,
+    cheaper than tuples of names; ``counts()`` always returns ``dict[(u, v)] -> count``.
+    """
+
+    def __init__(self, size_ms: int = DAY_MS, accounts: AccountIndex | None = None) -> None:
         self.size_ms = size_ms
-        self.windows: dict[int, Counter[tuple[str, str]]] = {}
+        self.accounts = accounts
+        self.windows: dict[int, Counter[Any]] = {}  # keys (u, v), or u_id << 31 | v_id
 
     def add(self, events: Sequence[Event] | EventBatch) -> None:
-        b = as_batch(events)
-        rows = np.flatnonzero(b.directed(exclude=NON_INTERACTION_KINDS))
-        if not len(rows):
+        b = as_batch(events, self.accounts)
+        if not len(b):
             return
-        ts = b.ts[rows]
-        start = ts - ts % self.size_ms
-        for s in np.unique(start).tolist():
+        keep = b.directed(exclude=NON_INTERACTION_KINDS)
+        by_id = (self.accounts is not None and b.accounts is self.accounts
+                 and b.actor_ids is not None and b.target_ids is not None)
+        start = b.ts - b.ts % self.size_ms
+        first, last = int(start.min()), int(start.max())
+        for s in [first] if first == last else np.unique(start[keep]).tolist():
             counts = self.windows.get(s)
             if counts is None:
                 counts = self.windows[s] = Counter()
-            _count_into(counts, b, rows[start == s])
+            rows = keep if first == last else keep & (start == s)
+            if by_id:
+                assert b.actor_ids is not None and b.target_ids is not None
+                counts.update(((b.actor_ids[rows] << _ID_BITS) | b.target_ids[rows]).tolist())
+            else:
+                _count_into(counts, b, rows)
+
+    def _named(self, counts: Mapping[Any, int]) -> PairCounts:
+        if self.accounts is None:
+            return dict(counts)
+        names = self.accounts.names
+        mask = (1 << _ID_BITS) - 1
+        out: PairCounts = {}
+        for k, c in counts.items():
+            pair = k if isinstance(k, tuple) else (names[k >> _ID_BITS], names[k & mask])
+            out[pair] = out.get(pair, 0) + c
+        return out
 
     def counts(self, start: int | None = None, end: int | None = None) -> PairCounts:
         """Merged counts of the windows whose start lies in [start, end) (all when None)."""
-        return merge_pair_counts(
+        return self._named(merge_pair_counts(
             *(
                 c
                 for s, c in sorted(self.windows.items())
                 if (start is None or s >= start) and (end is None or s < end)
             )
-        )
+        ))
 
     def drop_before(self, start: int) -> None:
         """Forget windows starting before ``start`` (bounded state)."""
@@ -160,11 +185,16 @@ def give_take(counts: Mapping[tuple[str, str], int]) -> dict[str, GiveTake]:
 def conversation_roots(
     events: Iterable[Event], into: dict[str, str] | None = None
 ) -> dict[str, str]:
-    """Thread root id → author, from events that start a thread (no parent, or their own root)."""
+    """Thread root id → author, from events that start a thread: a POST without a parent, or any
+    event whose conversation_id is its own id."""
     roots: dict[str, str] = {} if into is None else into
     for e in events:
-        if e.get("in_reply_to") is None and e.get("conversation_id") in (None, e["event_id"]):
-            roots[e["event_id"]] = e["actor"]
+        eid = e["event_id"]
+        conv = e.get("conversation_id")
+        if conv == eid or (
+            e["kind"] == "POST" and e.get("in_reply_to") is None and conv is None
+        ):
+            roots[eid] = e["actor"]
     return roots
 
 

@@ -18,12 +18,13 @@ inserts; ``records()`` gives plain tuples, ``rows()`` dicts.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field
+from operator import methodcaller
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
-from streams.core.batch import I64, Bools, EventBatch, Objects, as_batch, objects
+from streams.core.batch import I64, AccountIndex, Bools, EventBatch, Objects, as_batch, objects
 from streams.core.windows import DAY_MS, NO_TIME, Event
 
 ADDRESSING_KINDS = frozenset({"REPLY", "COMMENT", "MENTION", "MESSAGE"})
@@ -31,16 +32,23 @@ DEFAULT_HORIZON_MS = 7 * DAY_MS
 CONVERSATION_GAP_MS = DAY_MS  # a conversation start has no A↔B addressing event this long before
 _ID_BITS = 31  # account ids < 2^31: a directed pair packs into one int64
 
-# plain-tuple forms of the records (``records()``); the *_FIELDS name their positions
-InboundRecord = tuple[str, str, str, int, int, bool]
-INBOUND_FIELDS = ("event_id", "requester", "responder", "ts", "seen_at", "conversation_start")
-ReplyRecord = tuple[str, str, str, int, str, int, int, bool]
+# plain-tuple forms of the records (``records()``); the *_FIELDS name their positions. Every
+# record carries the message's ``seen_at`` (matcher stream time when it arrived: decides whether
+# it made its window) and ``tag`` (an opaque int the caller gave the message's event, e.g. the
+# requester's tier and spam flag at that time), so later stages need no per-message state.
+InboundRecord = tuple[str, str, str, int, int, bool, int]
+INBOUND_FIELDS = (
+    "event_id", "requester", "responder", "ts", "seen_at", "conversation_start", "tag",
+)
+ReplyRecord = tuple[str, str, str, int, str, int, int, bool, int, int]
 REPLY_FIELDS = (
     "inbound_id", "requester", "responder", "inbound_ts", "answer_id", "answer_ts", "latency_ms",
-    "in_thread",
+    "in_thread", "seen_at", "tag",
 )
-ExpiryRecord = tuple[str, str, str, int, int]
-EXPIRY_FIELDS = ("inbound_id", "requester", "responder", "inbound_ts", "expired_at")
+ExpiryRecord = tuple[str, str, str, int, int, int, int]
+EXPIRY_FIELDS = (
+    "inbound_id", "requester", "responder", "inbound_ts", "expired_at", "seen_at", "tag",
+)
 
 
 class _Columns:
@@ -50,7 +58,8 @@ class _Columns:
     __slots__ = ()
 
     def columns(self) -> list[Any]:
-        return [getattr(self, f.name) for f in fields(self)]  # type: ignore[arg-type]
+        """The record columns, in ``FIELDS`` order."""
+        return [getattr(self, f) for f in self.FIELDS]
 
     def __len__(self) -> int:
         return len(self.columns()[0])
@@ -75,6 +84,9 @@ class Inbound(_Columns):
     ts: I64
     seen_at: I64  # matcher stream time when the message arrived (decides lateness)
     conversation_start: Bools  # no A↔B addressing event in the gap (24 h) before
+    tag: I64  # the caller's tag of the message's event (0 when none was given)
+    responder_id: I64 | None = field(default=None, compare=False)  # ids in ``accounts``
+    accounts: AccountIndex | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +102,10 @@ class Replies(_Columns):
     answer_ts: I64
     latency_ms: I64
     in_thread: Bools  # the answer's in_reply_to or conversation_id is the message's event_id
+    seen_at: I64  # of the message
+    tag: I64  # of the message
+    responder_id: I64 | None = field(default=None, compare=False)
+    accounts: AccountIndex | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +118,10 @@ class Expiries(_Columns):
     responder: Objects
     inbound_ts: I64
     expired_at: I64  # stream time at which it expired: the first event time > t + H
+    seen_at: I64  # of the message
+    tag: I64  # of the message
+    responder_id: I64 | None = field(default=None, compare=False)
+    accounts: AccountIndex | None = field(default=None, compare=False, repr=False)
 
 
 class MatchResult(NamedTuple):
@@ -126,20 +146,24 @@ class ReplyMatcher:
     """
 
     def __init__(
-        self, horizon_ms: int = DEFAULT_HORIZON_MS, conversation_gap_ms: int = CONVERSATION_GAP_MS
+        self,
+        horizon_ms: int = DEFAULT_HORIZON_MS,
+        conversation_gap_ms: int = CONVERSATION_GAP_MS,
+        accounts: AccountIndex | None = None,
     ) -> None:
         self.horizon_ms = horizon_ms
         self.conversation_gap_ms = conversation_gap_ms
         self.stream_time = NO_TIME
-        self._ids: dict[str, int] = {}  # account -> id (pair keys are packed ids)
+        # account ids (pair keys are packed ids); share the index with the aggregator of the
+        # same process and records carry responder ids it can use directly
+        self.accounts = accounts if accounts is not None else AccountIndex()
         # pending messages, as columns
         self._p_t: I64 = _EMPTY_I
         self._p_seen: I64 = _EMPTY_I
         self._p_eid: Objects = _EMPTY_O
-        self._p_req: Objects = _EMPTY_O
-        self._p_resp: Objects = _EMPTY_O
         self._p_req_id: I64 = _EMPTY_I
         self._p_resp_id: I64 = _EMPTY_I
+        self._p_tag: I64 = _EMPTY_I
         # per unordered pair (sorted keys): last addressing ts, and the latest one before it
         self._c_key: I64 = _EMPTY_I
         self._c_last: I64 = _EMPTY_I
@@ -151,18 +175,23 @@ class ReplyMatcher:
 
     def state_size(self) -> dict[str, int]:
         """Entries held: pending messages, pairs with conversation state, interned accounts."""
-        return {"pending": len(self._p_t), "pairs": len(self._c_key), "accounts": len(self._ids)}
+        return {
+            "pending": len(self._p_t), "pairs": len(self._c_key), "accounts": len(self.accounts),
+        }
 
-    def _intern(self, names: Sequence[str]) -> I64:
-        ids = self._ids
-        if len(ids) + len(names) >= 1 << _ID_BITS:
+    def _intern(self, names: list[str]) -> I64:
+        if len(self.accounts) + len(names) >= 1 << _ID_BITS:
             raise OverflowError("more than 2^31 accounts in one matcher")
-        get = ids.setdefault
-        return np.fromiter([get(x, len(ids)) for x in names], np.int64, len(names))
+        return self.accounts.ids_of(names)
 
-    def process(self, events: Sequence[Event] | EventBatch) -> MatchResult:
-        """Match a batch (sorted by ts first, stably); returns the records it produced."""
-        b = as_batch(events)
+    def process(
+        self, events: Sequence[Event] | EventBatch, tags: I64 | None = None
+    ) -> MatchResult:
+        """Match a batch (sorted by ts first, stably); returns the records it produced.
+
+        ``tags[i]`` (optional) is carried with the message of event i into its records.
+        """
+        b = as_batch(events, self.accounts)
         n = len(b)
         st_prev = self.stream_time
         if n == 0:
@@ -186,52 +215,58 @@ class ReplyMatcher:
         t = ts[oi]
         seen = run[sp]
         eid = b.event_id_array[oi]
-        req = b.actor_array[oi]
-        resp = b.target_array[oi]
-        req_id = self._intern(req.tolist())
-        resp_id = self._intern(resp.tolist())
+        if b.accounts is self.accounts and b.actor_ids is not None and b.target_ids is not None:
+            req_id, resp_id = b.actor_ids[oi], b.target_ids[oi]
+        else:
+            actors, targets = b.actor, b.target
+            oi_list = oi.tolist()
+            req_id = self._intern([actors[i] for i in oi_list])
+            resp_id = self._intern([targets[i] for i in oi_list])  # type: ignore[misc]
+        if len(self.accounts) >= 1 << _ID_BITS:
+            raise OverflowError("more than 2^31 accounts in one matcher")
+        names = self.accounts.names_of
+        tag = np.zeros(k, np.int64) if tags is None else np.asarray(tags, np.int64)[oi]
 
         conv = self._conversation_starts(req_id, resp_id, t, st_end) if k else _EMPTY_B
-        inbound = Inbound(eid, req, resp, t, seen, conv)
+        acc = self.accounts
+        inbound = Inbound(eid, names(req_id), names(resp_id), t, seen, conv, tag, resp_id, acc)
 
         # every message still pending, then the new ones (in processing order)
         m_t = np.concatenate((self._p_t, t))
         m_seen = np.concatenate((self._p_seen, seen))
-        m_eid = np.concatenate((self._p_eid, eid))
-        m_req = np.concatenate((self._p_req, req))
-        m_resp = np.concatenate((self._p_resp, resp))
+        n_old = len(self._p_t)
         m_req_id = np.concatenate((self._p_req_id, req_id))
         m_resp_id = np.concatenate((self._p_resp_id, resp_id))
-        m_pos = np.concatenate((np.full(len(self._p_t), -1, np.int64), sp))
+        m_tag = np.concatenate((self._p_tag, tag))
+        m_pos = np.concatenate((np.full(n_old, -1, np.int64), sp))
         due = m_t + self.horizon_ms
 
-        # answers: the first new message resp→req after t0 (candidates sorted by pair, then
-        # processing position, which is also ts order)
+        def m_eid(idx: I64) -> Objects:  # event ids of messages, without concatenating them all
+            return _pick(self._p_eid, eid, idx, n_old)
+
+        # answers: the first new message resp→req after t0. Pairs get dense ranks, and
+        # rank·span + ts orders candidates by pair, then time (= processing order)
         answered = np.zeros(len(m_t), np.bool_)
         j = _EMPTY_I
         if k:
             c_key = (req_id << _ID_BITS) | resp_id
-            c_ord = np.lexsort((sp, c_key))
-            c_key_s = c_key[c_ord]
-            c_t_s = t[c_ord]
-            c_seen_s = seen[c_ord]
             want = (m_resp_id << _ID_BITS) | m_req_id
-            lo = np.searchsorted(c_key_s, want, "left")
-            hi = np.searchsorted(c_key_s, want, "right")
-            # one search inside each pair's run: rank the runs, then key = rank·span + ts offset
-            rank_s = np.cumsum(np.concatenate(([0], c_key_s[1:] != c_key_s[:-1])))
-            base = min(int(c_t_s.min()), int(m_t.min()))
-            span = max(int(c_t_s.max()), int(m_t.max())) - base + 2
-            if int(rank_s[-1]) + 1 >= (1 << 62) // span:
+            _, rank = np.unique(np.concatenate((c_key, want)), return_inverse=True)
+            rank = rank.reshape(-1)
+            base = int(m_t.min())  # candidates are messages too: none is earlier
+            span = int(m_t.max()) - base + 2
+            if len(rank) >= (1 << 62) // span:
                 raise OverflowError("batch spans too much time to match in one go")
-            comp = rank_s * span + (c_t_s - base)
-            has = lo < hi
-            m_rank = np.where(has, rank_s[np.minimum(lo, k - 1)], 0)
-            jj = np.searchsorted(comp, m_rank * span + (m_t - base), "right")
-            found = has & (jj < hi)
+            comp = rank[:k] * span + (t - base)
+            c_ord = np.argsort(comp, kind="stable")
+            comp_s = comp[c_ord]
+            jj = np.searchsorted(comp_s, rank[k:] * span + (m_t - base), "right")
             jj = np.minimum(jj, k - 1)
+            found = rank[:k][c_ord[jj]] == rank[k:]
+            c_t_s = t[c_ord]
+            found &= c_t_s[jj] > m_t
             # answered unless the message expired first (stream time at the answer > t0 + H)
-            answered = found & (c_seen_s[jj] <= due)
+            answered = found & (seen[c_ord[jj]] <= due)
             j = jj[answered]
             a_rows = oi[c_ord[j]]
 
@@ -240,41 +275,45 @@ class ReplyMatcher:
 
         replies = _replies_empty()
         if answered.any():
-            r_eid = m_eid[answered]
-            a_t = c_t_s[j]
-            r_t = m_t[answered]
-            irt = b.field("in_reply_to", a_rows)
-            cid = b.field("conversation_id", a_rows)
-            thread = np.fromiter(
-                (m in (x, y) for m, x, y in zip(r_eid.tolist(), irt, cid, strict=True)),
-                np.bool_, len(r_eid),
-            )
-            r_ord = np.lexsort((np.flatnonzero(answered), sp[c_ord[j]]))
+            mi = np.flatnonzero(answered)
+            a_pos = sp[c_ord[j]]
+            r_ord = np.lexsort((mi, a_pos))  # by answer, then message
+            mi, a_rows = mi[r_ord], a_rows[r_ord]
+            r_eid = m_eid(mi)
+            r_t = m_t[mi]
+            a_t = c_t_s[j][r_ord]
             replies = Replies(
-                r_eid[r_ord], m_req[answered][r_ord], m_resp[answered][r_ord], r_t[r_ord],
-                b.event_id_array[a_rows][r_ord], a_t[r_ord], (a_t - r_t)[r_ord], thread[r_ord],
+                r_eid, names(m_req_id[mi]), names(m_resp_id[mi]), r_t, b.event_id_array[a_rows],
+                a_t, a_t - r_t,
+                _in_thread(b, a_rows, r_eid), m_seen[mi], m_tag[mi], m_resp_id[mi], acc,
             )
 
         expiries = _expiries_empty()
         if expired.any():
-            x_due = due[expired]
-            at = np.maximum(np.searchsorted(run, x_due, "right"), np.maximum(m_pos[expired], 0))
-            x_at = run[np.minimum(at, n - 1)]
-            x_ord = np.lexsort((np.flatnonzero(expired), at))
+            xi = np.flatnonzero(expired)
+            at = np.maximum(np.searchsorted(run, due[xi], "right"), np.maximum(m_pos[xi], 0))
+            x_ord = np.lexsort((xi, at))
+            xi, at = xi[x_ord], at[x_ord]
             expiries = Expiries(
-                m_eid[expired][x_ord], m_req[expired][x_ord], m_resp[expired][x_ord],
-                m_t[expired][x_ord], x_at[x_ord],
+                m_eid(xi), names(m_req_id[xi]), names(m_resp_id[xi]), m_t[xi],
+                run[np.minimum(at, n - 1)],
+                m_seen[xi], m_tag[xi], m_resp_id[xi], acc,
             )
 
-        self._p_t, self._p_seen, self._p_eid = m_t[keep], m_seen[keep], m_eid[keep]
-        self._p_req, self._p_resp = m_req[keep], m_resp[keep]
+        self._p_t, self._p_seen, self._p_eid = m_t[keep], m_seen[keep], m_eid(np.flatnonzero(keep))
         self._p_req_id, self._p_resp_id = m_req_id[keep], m_resp_id[keep]
+        self._p_tag = m_tag[keep]
+        # a pair silent for longer than the gap cannot make anything "not a start" again
+        live = self._c_last >= st_end - self.conversation_gap_ms
+        if not live.all():
+            self._c_key, self._c_last, self._c_prev = (
+                self._c_key[live], self._c_last[live], self._c_prev[live])
         self.stream_time = st_end
         return MatchResult(inbound, replies, expiries, st_end)
 
     def _conversation_starts(self, req_id: I64, resp_id: I64, t: I64, st_end: int) -> Bools:
         """For each new message: no addressing event of its pair in [t − gap, t) (before it in
-        processing order); then fold the batch into the per-pair state and prune it."""
+        processing order); then fold the batch into the per-pair state."""
         k = len(t)
         key = (np.minimum(req_id, resp_id) << _ID_BITS) | np.maximum(req_id, resp_id)
         o = np.lexsort((t, key))  # stable: processing order within equal (pair, ts)
@@ -317,21 +356,48 @@ class ReplyMatcher:
         c_key = np.insert(c_key, g_pos[fresh], g_key[fresh])
         c_last = np.insert(c_last, g_pos[fresh], last[fresh])
         c_prev = np.insert(c_prev, g_pos[fresh], prev[fresh])
-        live = c_last >= st_end - self.conversation_gap_ms
-        self._c_key, self._c_last, self._c_prev = c_key[live], c_last[live], c_prev[live]
+        self._c_key, self._c_last, self._c_prev = c_key, c_last, c_prev
         return starts
 
 
+def _pick(old: Objects, new: Objects, idx: I64, n_old: int) -> Objects:
+    """Elements ``idx`` of the concatenation of ``old`` and ``new``, without building it."""
+    out = np.empty(len(idx), dtype=object)
+    from_old = idx < n_old
+    out[from_old] = old[idx[from_old]]
+    out[~from_old] = new[idx[~from_old] - n_old]
+    return out
+
+
+def _in_thread(b: EventBatch, rows: I64, message_ids: Objects) -> Bools:
+    """Whether each answer (batch row) points at its message by in_reply_to or conversation_id.
+
+    Only the answering rows are read (each once), not the whole batch.
+    """
+    out = np.zeros(len(rows), np.bool_)
+    uniq, inv = np.unique(rows, return_inverse=True)
+    events = b.events
+    answers = list(map(events.__getitem__, uniq.tolist()))
+    for name in ("in_reply_to", "conversation_id"):
+        vals = list(map(methodcaller("get", name), answers))
+        if vals.count(None) != len(vals):
+            out |= objects(vals)[inv.reshape(-1)] == message_ids
+    return out
+
+
 def _inbound_empty() -> Inbound:
-    return Inbound(_EMPTY_O, _EMPTY_O, _EMPTY_O, _EMPTY_I, _EMPTY_I, _EMPTY_B)
+    return Inbound(_EMPTY_O, _EMPTY_O, _EMPTY_O, _EMPTY_I, _EMPTY_I, _EMPTY_B, _EMPTY_I)
 
 
 def _replies_empty() -> Replies:
-    return Replies(_EMPTY_O, _EMPTY_O, _EMPTY_O, _EMPTY_I, _EMPTY_O, _EMPTY_I, _EMPTY_I, _EMPTY_B)
+    return Replies(
+        _EMPTY_O, _EMPTY_O, _EMPTY_O, _EMPTY_I, _EMPTY_O, _EMPTY_I, _EMPTY_I, _EMPTY_B, _EMPTY_I,
+        _EMPTY_I,
+    )
 
 
 def _expiries_empty() -> Expiries:
-    return Expiries(_EMPTY_O, _EMPTY_O, _EMPTY_O, _EMPTY_I, _EMPTY_I)
+    return Expiries(_EMPTY_O, _EMPTY_O, _EMPTY_O, _EMPTY_I, _EMPTY_I, _EMPTY_I, _EMPTY_I)
 
 
 def concat_results(results: Sequence[MatchResult]) -> MatchResult:
@@ -341,7 +407,7 @@ def concat_results(results: Sequence[MatchResult]) -> MatchResult:
 
     def cat(cls: type[Any], parts: list[Any]) -> Any:
         cols = zip(*(p.columns() for p in parts), strict=True)
-        return cls(*(np.concatenate(c) if c else c for c in cols))
+        return cls(*(np.concatenate(c) for c in cols))
 
     return MatchResult(
         cat(Inbound, [r.inbound for r in results]),
@@ -354,5 +420,5 @@ def concat_results(results: Sequence[MatchResult]) -> MatchResult:
 __all__ = [
     "ADDRESSING_KINDS", "CONVERSATION_GAP_MS", "DEFAULT_HORIZON_MS", "EXPIRY_FIELDS",
     "INBOUND_FIELDS", "REPLY_FIELDS", "Expiries", "ExpiryRecord", "Inbound", "InboundRecord",
-    "MatchResult", "ReplyMatcher", "ReplyRecord", "Replies", "concat_results", "objects",
+    "MatchResult", "ReplyMatcher", "ReplyRecord", "Replies", "concat_results",
 ]

@@ -3,9 +3,10 @@
 Windows are by the inbound message's time t (1 h and 1 d, epoch-aligned). For each (responder,
 window) the aggregator keeps counters and a latency sketch per segment: ``all``,
 ``spam_adjusted`` (inbound from flagged accounts left out) and ``tier:<tier of the requester>``.
-A message's tier, flag and whether it made its window (grace, judged on the matcher's stream
-time when it arrived) are decided once, when its inbound record arrives, and remembered until it
-is answered or expires: a message always counts in the same segments and windows.
+A message's requester tier and spam flag are stamped on it when it arrives (``RequesterTags``,
+carried by the matcher as the record ``tag``) and whether it made its window is judged on
+``seen_at`` (matcher stream time on arrival), so its inbound, reply and expiry records always
+count in the same segments and windows, with no per-message state here.
 
 Windows are emitted when they close (stream time ≥ end + grace), re-emitted with version + 1
 when an answer arrives for one of their messages, and emitted a last time, ``final``, once
@@ -16,18 +17,19 @@ is bounded by stream time. State is columnar (numpy) and updated per batch, not 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from itertools import repeat
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from streams.core.batch import I64, Bools, Objects, objects
+from streams.core.batch import I64, AccountIndex, Bools, EventBatch, Objects, as_batch, objects
 from streams.core.replies import DEFAULT_HORIZON_MS, Expiries, Inbound, MatchResult, Replies
-from streams.core.sketch import DEFAULT_ALPHA, DDSketch, nearest_rank
+from streams.core.sketch import DEFAULT_ALPHA, DDSketch
 from streams.core.tiers import BASE, TOP, UPPER, follower_tiers
-from streams.core.windows import DAY_MS, GRACE_MS, HOUR_MS, NO_TIME, WINDOW_SIZES
+from streams.core.windows import DAY_MS, GRACE_MS, HOUR_MS, NO_TIME, WINDOW_SIZES, Event
 
 SEGMENT_ALL = "all"
 SEGMENT_SPAM_ADJUSTED = "spam_adjusted"
@@ -40,11 +42,11 @@ QUANTILES = (0.5, 0.9, 0.99)
 # answered in thread, unanswered (expired), conversation starts, late (missed the window)
 _INB, _A15, _A1H, _A24H, _ALONG, _THREAD, _UNANS, _CONV, _LATE = range(9)
 _NF = 9
-_ALL, _ADJ = 0, 1  # segment ids; tiers are 2, 3, ...
+_ALL, _ADJ = 0, 1  # segment ids; tier i is segment i + 2
 _KSPAN = 1 << 12  # sketch keys of latencies ≥ 1 ms are 0 … < 4096
-_SLOT_BITS = 24  # slots of one size packed in a message code
-_SLOT_MASK = (1 << _SLOT_BITS) - 1
-_CODE_SHIFT = 5  # code = segment id of the tier (4 bits) | flagged << 4 | (slot + 1) << 5 + 24i
+_MAX_SLOTS = 1 << 26  # live windows per aggregator
+_TIER_MASK = 31  # tag = (tier index + 1, 0 = none) | flagged << 5
+_FLAG_BIT = 5
 F64 = npt.NDArray[np.float64]
 
 
@@ -156,13 +158,59 @@ def concat_figures(
     )
 
 
+class RequesterTags:
+    """Stamps each event with its actor's tier and spam flag at that moment (the message tag).
+
+    The matcher carries a message's tag into its reply or expiry, so the requester's tier and
+    flag are decided once, when the message arrives. ``tier_of`` is a mapping (fastest: e.g.
+    ``TierBook.tiers``) or a function; accounts it does not know get ``default_tier``.
+    ``flagged`` is the live set of accounts under an active spam alert (mutate it in place).
+    """
+
+    def __init__(
+        self,
+        tier_of: Mapping[str, str] | Callable[[str], str] | None = None,
+        flagged: Collection[str] | None = None,
+        tiers: Sequence[str] = DEFAULT_TIERS,
+        default_tier: str | None = BASE,
+    ) -> None:
+        if len(tiers) > _TIER_MASK - 1:
+            raise ValueError(f"at most {_TIER_MASK - 1} tiers")
+        self.tier_of = tier_of
+        self.flagged: Collection[str] = flagged if flagged is not None else set()
+        self.tiers = tuple(tiers)
+        self.default_tier = default_tier
+        self._code: dict[str | None, int] = {t: i + 1 for i, t in enumerate(self.tiers)}
+        self._code[None] = 0
+
+    def __call__(self, events: Sequence[Event] | EventBatch) -> I64:
+        b = as_batch(events)
+        actors = b.actor
+        n = len(actors)
+        tier_of = self.tier_of
+        if tier_of is None:
+            codes = np.zeros(n, np.int64)
+        else:
+            if isinstance(tier_of, Mapping):
+                names = list(map(tier_of.get, actors, repeat(self.default_tier)))
+            else:
+                names = list(map(tier_of, actors))
+            try:
+                codes = np.fromiter(map(self._code.__getitem__, names), np.int64, n)
+            except KeyError as exc:
+                raise ValueError(f"tier {exc} is not one of {self.tiers}") from None
+        flagged = self.flagged
+        if flagged:
+            codes |= np.fromiter(map(flagged.__contains__, actors), np.int64, n) << _FLAG_BIT
+        return codes
+
+
 class ResponsivenessAggregator:
     """Aggregates inbound/reply/expiry records per responder and window; see module docstring.
 
-    ``tier_of(account)`` gives a requester's tier, one of ``tiers`` (e.g. ``TierBook.tier``);
-    ``flagged`` is the set of accounts under an active spam alert (the caller may change it; a
-    message is judged when it arrives). Feed each batch's records in the matcher's order:
-    ``consume(result)`` does that. At most two window sizes.
+    Records carry the message's ``tag`` (``RequesterTags``: requester tier and spam flag) and
+    ``seen_at`` (matcher stream time on arrival: whether it made its window), so the aggregator
+    holds no per-message state. ``tiers`` must be the tagger's. One or two window sizes.
     """
 
     def __init__(
@@ -170,62 +218,57 @@ class ResponsivenessAggregator:
         sizes: Iterable[int] = WINDOW_SIZES,
         horizon_ms: int = DEFAULT_HORIZON_MS,
         grace_ms: int = GRACE_MS,
-        tier_of: Callable[[str], str] | None = None,
         tiers: Sequence[str] = DEFAULT_TIERS,
-        flagged: Collection[str] | None = None,
         alpha: float = DEFAULT_ALPHA,
+        accounts: AccountIndex | None = None,
     ) -> None:
         self.sizes: tuple[int, ...] = tuple(sizes)
         if not 1 <= len(self.sizes) <= 2:
             raise ValueError("one or two window sizes")
-        if len(tiers) > 14:
-            raise ValueError("at most 14 tiers")
         self.horizon_ms = horizon_ms
         self.grace_ms = grace_ms
-        self.tier_of = tier_of
-        self.flagged: set[str] = set(flagged or ())
         self.alpha = alpha
         sk = DDSketch(alpha)
         self._inv_log_gamma = sk._inv_log_gamma
         self._gamma = sk.gamma
+        self._values = 2.0 * sk.gamma ** np.arange(_KSPAN, dtype=np.float64) / (sk.gamma + 1.0)
         self.seg_names: list[str] = [SEGMENT_ALL, SEGMENT_SPAM_ADJUSTED] + [
             TIER_PREFIX + t for t in tiers]
-        self._tier_seg = {t: i + 2 for i, t in enumerate(tiers)}
         self._nseg = len(self.seg_names)
         self.stream_time = NO_TIME
         self._final_st = NO_TIME  # stream time of the last emit that dropped final windows
-        self._acc: dict[str, int] = {}
-        self._acc_names: list[str] = []
-        self._slot_of: dict[int, int] = {}  # packed (responder, size, start) -> slot
-        self._free: list[int] = []
+        # responder ids; records from a matcher sharing this index bring their ids along
+        self.accounts = accounts if accounts is not None else AccountIndex()
+        # live windows: sorted packed keys (responder, size, start) and their slots
+        self._live_key: I64 = np.zeros(0, np.int64)
+        self._live_slot: I64 = np.zeros(0, np.int64)
+        self._free: I64 = np.zeros(0, np.int64)  # free slots, a stack
         self._cap = 0
-        # per live window ("slot"): counters by segment, owner, size index, start, version,
-        # pending messages, packed key, and flags
-        self._counts: I64 = np.zeros((0, self._nseg, _NF), np.int64)
+        # per slot: counters by segment, owner, size index, start, version, pending messages,
+        # flags
+        self._counts: npt.NDArray[np.int32] = np.zeros((0, self._nseg, _NF), np.int32)
         self._s_rid: I64 = np.zeros(0, np.int64)
         self._s_size: I64 = np.zeros(0, np.int64)
         self._s_start: I64 = np.zeros(0, np.int64)
         self._s_version: I64 = np.zeros(0, np.int64)
         self._s_pending: I64 = np.zeros(0, np.int64)
-        self._s_key: I64 = np.zeros(0, np.int64)
         self._s_alive: Bools = np.zeros(0, np.bool_)
         self._s_closed: Bools = np.zeros(0, np.bool_)
         self._s_dirty: Bools = np.zeros(0, np.bool_)
         self._grow(1024)
         # sketch buckets of every (slot, segment): sorted packed keys and their counts, plus
-        # not yet merged additions
+        # additions not merged yet
         self._sk_key: I64 = np.zeros(0, np.int64)
         self._sk_cnt: I64 = np.zeros(0, np.int64)
         self._sk_new: list[I64] = []
-        self.pending: dict[str, int] = {}  # inbound id -> message code
-        self.unmatched = 0  # replies/expiries for messages this aggregator never saw
+        self.unmatched = 0  # replies/expiries whose window this aggregator does not hold
         self.dropped_late = 0  # inbound whose window was already final and dropped
 
     # --- slots ---
 
     def _grow(self, cap: int) -> None:
         """Room for ``cap`` live windows (arrays are copied into larger ones)."""
-        if cap > _SLOT_MASK:
+        if cap > _MAX_SLOTS:
             raise OverflowError("too many live windows for one aggregator")
         old = self._cap
 
@@ -240,65 +283,84 @@ class ResponsivenessAggregator:
         self._s_start = grown(self._s_start)
         self._s_version = grown(self._s_version)
         self._s_pending = grown(self._s_pending)
-        self._s_key = grown(self._s_key)
         self._s_alive = grown(self._s_alive)
         self._s_closed = grown(self._s_closed)
         self._s_dirty = grown(self._s_dirty)
-        self._free.extend(range(cap - 1, old - 1, -1))
+        self._free = np.concatenate((np.arange(cap - 1, old - 1, -1), self._free))
         self._cap = cap
 
-    def _slots(self, si: int, rid: I64, start: I64) -> I64:
-        """Slot of each (responder, size ``si``, window start); −1 for windows already dropped."""
+    def _slots(self, si: int, rid: I64, start: I64, create: bool) -> I64:
+        """Slot of each (responder, size ``si``, window start), −1 where not held; with
+        ``create``, new windows get one unless already final and dropped."""
         size = self.sizes[si]
         wkey = ((rid * 2 + si) << 32) + (start // size + (1 << 31))
-        uk, first, inv = np.unique(wkey, return_index=True, return_inverse=True)
-        get = self._slot_of.get
-        slot_u = np.fromiter([get(x, -1) for x in uk.tolist()], np.int64, len(uk))
-        new = np.flatnonzero(slot_u < 0)
-        if len(new):
-            n_start = start[first[new]]
-            gone = n_start + size + self.horizon_ms < self._final_st
-            slot_u[new[gone]] = -1
-            new = new[~gone]
-            if len(new) > len(self._free):
-                self._grow(max(self._cap * 2, self._cap + len(new)))
-            fresh = np.array([self._free.pop() for _ in range(len(new))], np.int64)
-            slot_u[new] = fresh
-            self._s_rid[fresh] = rid[first[new]]
-            self._s_size[fresh] = si
-            self._s_start[fresh] = start[first[new]]
-            self._s_key[fresh] = uk[new]
-            self._s_version[fresh] = 0
-            self._s_alive[fresh] = True
-            self._s_closed[fresh] = False
-            self._s_dirty[fresh] = False
-            self._s_pending[fresh] = 0
-            self._slot_of.update(zip(uk[new].tolist(), fresh.tolist(), strict=True))
-        return slot_u[inv.reshape(-1)]
+        keys = self._live_key
+        pos = np.searchsorted(keys, wkey)
+        hit = np.zeros(len(wkey), np.bool_)
+        inside = pos < len(keys)
+        hit[inside] = keys[pos[inside]] == wkey[inside]
+        slot = np.full(len(wkey), -1, np.int64)
+        slot[hit] = self._live_slot[pos[hit]]
+        if not create or hit.all():
+            return slot
+        miss = np.flatnonzero(~hit)
+        uk, first, inv = np.unique(wkey[miss], return_index=True, return_inverse=True)
+        first = miss[first]
+        ok = start[first] + size + self.horizon_ms >= self._final_st
+        new_keys = uk[ok]
+        m = len(new_keys)
+        if m > len(self._free):
+            self._grow(max(self._cap * 2, self._cap + m))
+        fresh = self._free[len(self._free) - m:][::-1]
+        self._free = self._free[: len(self._free) - m]
+        src = first[ok]
+        self._s_rid[fresh] = rid[src]
+        self._s_size[fresh] = si
+        self._s_start[fresh] = start[src]
+        self._s_version[fresh] = 0
+        self._s_pending[fresh] = 0
+        self._s_alive[fresh] = True
+        self._s_closed[fresh] = False
+        self._s_dirty[fresh] = False
+        at = np.searchsorted(keys, new_keys)
+        self._live_key = np.insert(keys, at, new_keys)
+        self._live_slot = np.insert(self._live_slot, at, fresh)
+        slot_u = np.full(len(uk), -1, np.int64)
+        slot_u[ok] = fresh
+        slot[miss] = slot_u[inv.reshape(-1)]
+        return slot
 
-    def _intern(self, names: list[str]) -> I64:
-        acc = self._acc
-        n0 = len(acc)
-        get = acc.setdefault
-        ids = np.fromiter([get(x, len(acc)) for x in names], np.int64, len(names))
-        if len(acc) > n0:
-            u, first = np.unique(ids, return_index=True)
-            self._acc_names.extend(names[i] for i in first[u >= n0].tolist())
-        return ids
-
-    def _cells(self, slot: I64, tid: I64, flagged: Bools) -> tuple[I64, I64, I64]:
-        """(row into the records, slot, segment) for each record's segments: all, tier, adjusted."""
-        idx = np.arange(len(slot))
-        has_tier = tid > 0
-        adj = ~flagged
+    def _cells(self, keep: Bools, slot: I64, tag: I64) -> tuple[I64, I64, I64]:
+        """(record row, slot, segment) of every segment the kept records count in: all, their
+        requester's tier, and spam-adjusted unless flagged."""
+        idx = np.flatnonzero(keep)
+        tier = tag[idx] & _TIER_MASK
+        has_tier = tier > 0
+        adj = (tag[idx] >> _FLAG_BIT) & 1 == 0
         rows = np.concatenate((idx, idx[has_tier], idx[adj]))
-        segs = np.concatenate((np.zeros(len(slot), np.int64), tid[has_tier],
-                               np.ones(int(adj.sum()), np.int64)))
+        segs = np.concatenate((
+            np.full(len(idx), _ALL, np.int64), tier[has_tier] + 1,
+            np.full(int(adj.sum()), _ADJ, np.int64),
+        ))
         return rows, slot[rows], segs
 
     def _add(self, slot: I64, seg: I64, field: I64 | int) -> None:
-        flat = (slot * self._nseg + seg) * _NF + field
-        np.add.at(self._counts.reshape(-1), flat, 1)
+        _count(self._counts.reshape(-1), (slot * self._nseg + seg) * _NF + field)
+
+    def _windows_of(
+        self, rec: Inbound | Replies | Expiries, t: I64, create: bool
+    ) -> Iterable[tuple[int, I64, Bools, Bools]]:
+        """Per window size: (size index, slots, accepted (made its window), held)."""
+        if rec.accounts is self.accounts and rec.responder_id is not None:
+            rid = rec.responder_id
+        else:
+            rid = self.accounts.ids_of(rec.responder.tolist())
+        seen = rec.seen_at
+        for si, size in enumerate(self.sizes):
+            start = t - t % size
+            accepted = seen < start + size + self.grace_ms
+            slot = self._slots(si, rid, start, create)
+            yield si, slot, accepted, slot >= 0
 
     # --- input ---
 
@@ -315,90 +377,50 @@ class ResponsivenessAggregator:
             self.stream_time = stream_time
 
     def add_inbound(self, inb: Inbound) -> None:
-        n = len(inb.ts)
-        if n == 0:
+        if len(inb.ts) == 0:
             return
-        t, seen = inb.ts, inb.seen_at
-        rid = self._intern(inb.responder.tolist())
-        reqs = inb.requester.tolist()
-        if self.tier_of is not None:
-            tier_of, tier_seg = self.tier_of, self._tier_seg
-            try:
-                tid = np.fromiter([tier_seg[tier_of(r)] for r in reqs], np.int64, n)
-            except KeyError as exc:
-                raise ValueError(f"tier {exc} is not one of the aggregator's tiers") from None
-        else:
-            tid = np.zeros(n, np.int64)
-        flagged_set = self.flagged
-        flg = np.fromiter([r in flagged_set for r in reqs], np.bool_, n)
-        code = tid | (flg.astype(np.int64) << 4)
-        conv = inb.conversation_start
-        for si, size in enumerate(self.sizes):
-            start = t - t % size
-            slot = self._slots(si, rid, start)
-            live = slot >= 0
-            self.dropped_late += int((~live).sum())
-            accepted = live & (seen < start + size + self.grace_ms)
-            late = live & ~accepted
-            rows, cslot, cseg = self._cells(slot, tid, flg)
-            acc_r = accepted[rows]
-            self._add(cslot[acc_r], cseg[acc_r], _INB)
-            conv_r = acc_r & conv[rows]
-            self._add(cslot[conv_r], cseg[conv_r], _CONV)
-            late_r = late[rows]
-            self._add(cslot[late_r], cseg[late_r], _LATE)
-            np.add.at(self._s_pending, slot[accepted], 1)
-            code |= np.where(accepted, slot + 1, 0) << (_CODE_SHIFT + _SLOT_BITS * si)
-        self.pending.update(zip(inb.event_id.tolist(), code.tolist(), strict=True))
-        self.advance(int(t.max()))
-
-    def _codes(self, ids: Objects) -> tuple[I64, Bools]:
-        pop = self.pending.pop
-        code = np.fromiter([pop(m, -1) for m in ids.tolist()], np.int64, len(ids))
-        known = code >= 0
-        self.unmatched += int((~known).sum())
-        return code, known
+        for _, slot, accepted, held in self._windows_of(inb, inb.ts, True):
+            self.dropped_late += int((~held).sum())
+            ok = accepted & held
+            rows, cslot, cseg = self._cells(ok, slot, inb.tag)
+            self._add(cslot, cseg, _INB)
+            conv = inb.conversation_start[rows]
+            self._add(cslot[conv], cseg[conv], _CONV)
+            rows, cslot, cseg = self._cells(held & ~accepted, slot, inb.tag)
+            self._add(cslot, cseg, _LATE)
+            _count(self._s_pending, slot[ok])
+        self.advance(int(inb.ts.max()))
 
     def add_replies(self, rep: Replies) -> None:
         if len(rep.inbound_ts) == 0:
             return
-        code, known = self._codes(rep.inbound_id)
-        lat = rep.latency_ms[known]
-        if len(lat) and int(lat.min()) <= 0:
+        lat = rep.latency_ms
+        if int(lat.min()) <= 0:
             raise ValueError("reply latency must be > 0 ms")
-        code = code[known]
-        thread = rep.in_thread[known]
         band = np.searchsorted(np.array(RATE_LIMITS_MS), lat, "left") + _A15
         key = np.ceil(np.log(lat.astype(np.float64)) * self._inv_log_gamma).astype(np.int64)
-        tid = code & 15
-        flg = ((code >> 4) & 1).astype(np.bool_)
-        for si in range(len(self.sizes)):
-            slot = ((code >> (_CODE_SHIFT + _SLOT_BITS * si)) & _SLOT_MASK) - 1
-            rows, cslot, cseg = self._cells(slot, tid, flg)
-            ok = cslot >= 0
-            rows, cslot, cseg = rows[ok], cslot[ok], cseg[ok]
-            np.add.at(self._counts.reshape(-1), (cslot * self._nseg + cseg) * _NF + band[rows], 1)
-            th = thread[rows]
+        for _, slot, accepted, held in self._windows_of(rep, rep.inbound_ts, False):
+            self.unmatched += int((accepted & ~held).sum())
+            ok = accepted & held
+            rows, cslot, cseg = self._cells(ok, slot, rep.tag)
+            cell = cslot * self._nseg + cseg
+            _count(self._counts.reshape(-1), cell * _NF + band[rows])
+            th = rep.in_thread[rows]
             self._add(cslot[th], cseg[th], _THREAD)
-            self._sk_new.append((cslot * self._nseg + cseg) * _KSPAN + key[rows])
-            s = slot[slot >= 0]
-            np.subtract.at(self._s_pending, s, 1)
-            self._s_dirty[s] = True
+            self._sk_new.append(cell * _KSPAN + key[rows])
+            _count(self._s_pending, slot[ok], -1)
+            self._s_dirty[slot[ok]] = True
         self.advance(int(rep.answer_ts.max()))
 
     def add_expired(self, exp: Expiries) -> None:
         if len(exp.inbound_ts) == 0:
             return
-        code, known = self._codes(exp.inbound_id)
-        code = code[known]
-        tid = code & 15
-        flg = ((code >> 4) & 1).astype(np.bool_)
-        for si in range(len(self.sizes)):
-            slot = ((code >> (_CODE_SHIFT + _SLOT_BITS * si)) & _SLOT_MASK) - 1
-            _, cslot, cseg = self._cells(slot, tid, flg)
-            ok = cslot >= 0
-            self._add(cslot[ok], cseg[ok], _UNANS)
-            np.subtract.at(self._s_pending, slot[slot >= 0], 1)
+        for _, slot, accepted, held in self._windows_of(exp, exp.inbound_ts, False):
+            self.unmatched += int((accepted & ~held).sum())
+            ok = accepted & held
+            _, cslot, cseg = self._cells(ok, slot, exp.tag)
+            self._add(cslot, cseg, _UNANS)
+            _count(self._s_pending, slot[ok], -1)
         self.advance(int(exp.expired_at.max()))
 
     # --- output ---
@@ -418,53 +440,62 @@ class ResponsivenessAggregator:
         self._sk_key = np.insert(keys, pos[~hit], uk[~hit])
         self._sk_cnt = np.insert(counts, pos[~hit], cnt[~hit])
 
+    def _ends(self, slots: I64) -> I64:
+        return self._s_start[slots] + np.array(self.sizes, np.int64)[self._s_size[slots]]
+
     def emit(self) -> WindowFigures:
         """Rows of windows that closed, changed after emission (version + 1) or became final.
 
         Final windows are dropped after this call, which keeps state bounded by stream time.
         """
         st = self.stream_time
-        cap = self._cap
-        alive = self._s_alive[:cap]
-        end = self._s_start + np.array(self.sizes, np.int64)[self._s_size]
-        closable = alive & (st >= end + self.grace_ms)
-        final = closable & (st > end + self.horizon_ms) & (self._s_pending == 0)
-        out = closable & (~self._s_closed | final | self._s_dirty)
-        slots = np.flatnonzero(out)
+        live = self._live_slot
+        end = self._ends(live)
+        closable = st >= end + self.grace_ms
+        final = closable & (st > end + self.horizon_ms) & (self._s_pending[live] <= 0)
+        out = closable & (~self._s_closed[live] | final | self._s_dirty[live])
+        slots = np.sort(live[out])
         self._s_version[slots] += 1
-        self._s_closed[closable] = True
+        self._s_closed[live[closable]] = True
         self._s_dirty[slots] = False
-        figs = self._figures(slots, final[slots])
-        self._drop(np.flatnonzero(final))
+        is_final = np.zeros(self._cap, np.bool_)
+        is_final[live[final]] = True
+        figs = self._figures(slots, is_final[slots])
+        if final.any():
+            self._drop(final)
         return figs
 
     def rows(self) -> WindowFigures:
         """Current figures of every window held, open ones too (no version change)."""
-        slots = np.flatnonzero(self._s_alive)
-        end = self._s_start[slots] + np.array(self.sizes, np.int64)[self._s_size[slots]]
-        final = (self.stream_time > end + self.horizon_ms) & (self._s_pending[slots] == 0)
-        return self._figures(slots, final)
+        live = np.sort(self._live_slot)
+        end = self._ends(live)
+        final = (self.stream_time > end + self.horizon_ms) & (self._s_pending[live] <= 0)
+        return self._figures(live, final)
 
-    def _drop(self, slots: I64) -> None:
-        if not len(slots):
-            return
+    def _drop(self, final: Bools) -> None:
+        """Forget the live windows where ``final`` (aligned with the live arrays)."""
+        slots = self._live_slot[final]
         self._final_st = self.stream_time
         self._merge_sketches()
         owner = self._sk_key // (self._nseg * _KSPAN)
-        keep = ~np.isin(owner, slots)
+        dead = np.zeros(self._cap, np.bool_)
+        dead[slots] = True
+        keep = ~dead[owner]
         self._sk_key, self._sk_cnt = self._sk_key[keep], self._sk_cnt[keep]
-        for k in self._s_key[slots].tolist():
-            del self._slot_of[k]
+        self._live_key = self._live_key[~final]
+        self._live_slot = self._live_slot[~final]
         self._counts[slots] = 0
         self._s_alive[slots] = False
         self._s_dirty[slots] = False
-        self._free.extend(slots[::-1].tolist())
+        self._free = np.concatenate((self._free, slots))
 
     def _figures(self, slots: I64, final: Bools) -> WindowFigures:
+        """Figure rows of ``slots`` (ascending), one per segment with any message."""
         self._merge_sketches()
         sub = self._counts[slots]  # (m, nseg, NF)
-        ci, cs = np.nonzero(sub.any(axis=2))
-        c = sub[ci, cs]  # (rows, NF)
+        # a segment with neither inbound nor late messages has nothing at all
+        ci, cs = np.nonzero((sub[:, :, _INB] | sub[:, :, _LATE]) != 0)
+        c = sub[ci, cs].astype(np.int64)  # (rows, NF)
         slot = slots[ci]
         inbound = c[:, _INB]
         a15 = c[:, _A15]
@@ -475,28 +506,27 @@ class ResponsivenessAggregator:
         with np.errstate(invalid="ignore", divide="ignore"):
             den = np.where(inbound > 0, inbound, np.nan)
             rate, r15, r1h, r24h = (answered / den, a15 / den, a1h / den, a24h / den)
-        # sketch rows: each (slot, segment) owns a contiguous run of the sorted bucket keys
+        # each (slot, segment) owns a contiguous run of the sorted sketch keys; rows are in key
+        # order, so their runs are too
         base = (slot * self._nseg + cs) * _KSPAN
         lo = np.searchsorted(self._sk_key, base, "left")
-        hi = np.searchsorted(self._sk_key, base + _KSPAN, "left")
-        cum = np.concatenate(([0], np.cumsum(self._sk_cnt)))
-        qv = []
-        for q in QUANTILES:
-            n = answered
-            rank = np.clip(np.ceil(np.round(q * n, 9)), 1, None).astype(np.int64)
-            p = np.searchsorted(cum, cum[lo] + rank, "left") - 1
-            k = self._sk_key[np.clip(p, 0, max(len(self._sk_key) - 1, 0))] % _KSPAN \
-                if len(self._sk_key) else np.zeros(len(n), np.int64)
-            v = 2.0 * self._gamma ** k.astype(np.float64) / (self._gamma + 1.0)
-            qv.append(np.where(n > 0, v, np.nan))
-        lens = hi - lo
-        take = np.repeat(lo, lens) + (np.arange(int(lens.sum())) - np.repeat(
-            np.concatenate(([0], np.cumsum(lens)[:-1])), lens))
-        names = objects(self._acc_names)
+        lens = np.searchsorted(self._sk_key, base + _KSPAN, "left") - lo
+        offsets = np.concatenate(([0], np.cumsum(lens))).astype(np.int64)
+        take = np.arange(int(offsets[-1])) + np.repeat(lo - offsets[:-1], lens)
+        keys = self._sk_key[take] % _KSPAN
+        counts = self._sk_cnt[take]
+        qv = np.full((len(QUANTILES), len(slot)), np.nan)
+        some = np.flatnonzero(answered > 0)
+        if len(some):
+            cum = np.concatenate(([0], np.cumsum(counts)))  # over the emitted buckets only
+            q = np.array(QUANTILES)[:, None]
+            rank = np.maximum(np.ceil(np.round(q * answered[some], 9)), 1).astype(np.int64)
+            p = np.searchsorted(cum, cum[offsets[some]] + rank, "left") - 1
+            qv[:, some] = self._values[keys[p]]
         size = np.array(self.sizes, np.int64)[self._s_size[slot]]
         start = self._s_start[slot]
         return WindowFigures(
-            account=names[self._s_rid[slot]] if len(slot) else np.empty(0, object),
+            account=self.accounts.names_of(self._s_rid[slot]),
             window_ms=size, window_start=start, window_end=start + size,
             segment=objects(self.seg_names)[cs], version=self._s_version[slot],
             final=final[ci], inbound=inbound, answered=answered,
@@ -504,22 +534,26 @@ class ResponsivenessAggregator:
             unanswered=unanswered, answered_15m=a15, answered_1h=a1h, answered_24h=a24h,
             rate=rate, rate_15m=r15, rate_1h=r1h, rate_24h=r24h,
             p50_ms=qv[0], p90_ms=qv[1], p99_ms=qv[2], conversation_starts=c[:, _CONV],
-            late=c[:, _LATE], alpha=self.alpha,
-            sketch_offsets=np.concatenate(([0], np.cumsum(lens))).astype(np.int64),
-            sketch_keys=self._sk_key[take] % _KSPAN, sketch_counts=self._sk_cnt[take],
+            late=c[:, _LATE], alpha=self.alpha, sketch_offsets=offsets, sketch_keys=keys,
+            sketch_counts=counts,
         )
 
     def state_size(self) -> dict[str, int]:
-        """Entries held: live windows, non-empty segments, sketch buckets, pending messages."""
+        """Entries held: live windows, non-empty segments, sketch buckets, accounts."""
         self._merge_sketches()
-        alive = np.flatnonzero(self._s_alive)
+        live = self._live_slot
         return {
-            "windows": len(alive),
-            "segments": int(self._counts[alive].any(axis=2).sum()),
+            "windows": len(live),
+            "segments": int(self._counts[live].any(axis=2).sum()),
             "sketch_buckets": len(self._sk_key),
-            "pending": len(self.pending),
-            "accounts": len(self._acc_names),
+            "accounts": len(self.accounts),
         }
+
+
+def _count(into: npt.NDArray[Any], at: I64, by: int = 1) -> None:
+    """``into[at] += by`` counting repeated indices (``np.add.at`` with a same-dtype operand,
+    which numpy runs on its fast path)."""
+    np.add.at(into, at, np.full(len(at), by, into.dtype))
 
 
 def summarize(figs: WindowFigures, mask: npt.ArrayLike | None = None) -> dict[str, Any]:
@@ -546,6 +580,6 @@ def summarize(figs: WindowFigures, mask: npt.ArrayLike | None = None) -> dict[st
 
 __all__ = [
     "DEFAULT_TIERS", "QUANTILES", "RATE_LIMITS_MS", "SEGMENT_ALL", "SEGMENT_SPAM_ADJUSTED",
-    "TIER_PREFIX", "ResponsivenessAggregator", "WindowFigures", "concat_figures", "nearest_rank",
+    "TIER_PREFIX", "RequesterTags", "ResponsivenessAggregator", "WindowFigures", "concat_figures",
     "summarize",
 ]

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
-from streams.core.batch import EventBatch, as_batch
+from streams.core.batch import I64, AccountIndex, EventBatch, as_batch
 from streams.core.windows import DAY_MS, HOUR_MS, NO_TIME, Event
 
 DEFAULT_FOLLOWER_BOUNDS: tuple[int, ...] = (100, 1_000, 10_000, 100_000, 1_000_000)
@@ -35,6 +35,19 @@ def follower_tier(followers: int, bounds: Sequence[int] = DEFAULT_FOLLOWER_BOUND
     return f"T{bisect_right(bounds, followers)}"
 
 
+def _rank_codes(counts: npt.NDArray[np.int64], top_share: float, upper_share: float
+                ) -> npt.NDArray[np.int64]:
+    """0 (top), 1 (upper) or 2 (base) for each count, by rank; see rank_tiers."""
+    n = len(counts)
+    top_limit = math.floor(n * top_share + 1e-9)
+    upper_limit = math.floor(n * (top_share + upper_share) + 1e-9)
+    rank = n - np.searchsorted(np.sort(counts), counts, "left")  # accounts with ≥ this count
+    return np.where(rank <= top_limit, 0, np.where(rank <= upper_limit, 1, 2))
+
+
+_RANK_NAMES = (TOP, UPPER, BASE)
+
+
 def rank_tiers(
     inbound: Mapping[str, int],
     top_share: float = DEFAULT_TOP_SHARE,
@@ -42,33 +55,27 @@ def rank_tiers(
 ) -> dict[str, str]:
     """Tiers by rank of inbound interactions received: top 1% "top", next 9% "upper", rest "base".
 
-    Rank is competition rank over the N accounts given (1 + number of accounts with strictly more
-    inbound), so ties share a tier and the result does not depend on account ids; an account is
-    "top" when rank ≤ top_share·N and "upper" when rank ≤ (top_share + upper_share)·N. Accounts
-    not in ``inbound`` received nothing and are "base".
+    The population is the N accounts in ``inbound`` with a count > 0. An account's rank is the
+    number of accounts with at least its count, so ties share a tier (and the result does not
+    depend on account ids) and a tie never pushes a tier past its share: an account is "top"
+    when rank ≤ top_share·N and "upper" when rank ≤ (top_share + upper_share)·N. Everyone else,
+    including accounts not in ``inbound``, is "base".
     """
-    n = len(inbound)
-    top_limit = math.floor(n * top_share + 1e-9)
-    upper_limit = math.floor(n * (top_share + upper_share) + 1e-9)
-    ordered = sorted(inbound.items(), key=lambda kv: -kv[1])
-    out: dict[str, str] = {}
-    rank = 0
-    prev: int | None = None
-    for i, (account, count) in enumerate(ordered, 1):
-        if count != prev:
-            rank = i
-            prev = count
-        out[account] = TOP if rank <= top_limit else UPPER if rank <= upper_limit else BASE
-    return out
+    accounts = [a for a, c in inbound.items() if c > 0]
+    counts = np.fromiter((inbound[a] for a in accounts), np.int64, len(accounts))
+    codes = _rank_codes(counts, top_share, upper_share)
+    return {a: _RANK_NAMES[c] for a, c in zip(accounts, codes.tolist(), strict=True)}
 
 
 class TierBook:
-    """Latest follower count per account, plus rank tiers for accounts without one.
+    """Tier of every account: bucket of its latest follower count, else its inbound rank.
 
-    Feed it every event (actor profile counts, inbound interactions) and snapshot; call
-    ``rerank`` when rank tiers should move (e.g. once per closed hour). ``tier`` is then a dict
-    lookup. Inbound counts are kept per hour bucket and dropped once out of the trailing window,
-    so state is bounded by accounts × hours in the window.
+    Feed it every event (actor profile counts at event time, inbound interactions) and snapshot;
+    call ``rerank`` when rank tiers should move (e.g. once per batch or closed hour). ``tiers``
+    is a plain dict account → tier, kept current, with "base" for accounts it does not hold:
+    hand it to ``RequesterTags``. Inbound counts are kept per hour bucket (as account ids and
+    counts) and forgotten once out of the trailing window (hour granularity), so state is
+    bounded by the window; a running total per account id makes ``rerank`` one numpy pass.
     """
 
     def __init__(
@@ -78,40 +85,56 @@ class TierBook:
         top_share: float = DEFAULT_TOP_SHARE,
         upper_share: float = DEFAULT_UPPER_SHARE,
         bucket_ms: int = HOUR_MS,
+        accounts: AccountIndex | None = None,
     ) -> None:
         self.bounds = tuple(bounds)
         self.rank_window_ms = rank_window_ms
         self.top_share = top_share
         self.upper_share = upper_share
         self.bucket_ms = bucket_ms
+        self.accounts = accounts if accounts is not None else AccountIndex()
         self.latest: dict[str, tuple[int, int]] = {}  # account -> (ts, followers)
-        self.buckets: dict[int, Counter[str]] = {}  # bucket start -> account -> inbound
-        self.ranked: dict[str, str] = {}
+        self.tiers: dict[str, str] = {}  # account -> tier; absent means "base"
+        self._ranked: set[str] = set()  # accounts whose entry in ``tiers`` is a rank tier
+        # bucket start -> (account ids, inbound counts) of each batch that fell in it
+        self.buckets: dict[int, list[tuple[I64, I64]]] = {}
+        self._window: I64 = np.zeros(1024, np.int64)  # inbound per account id, buckets held
         self.stream_time = NO_TIME
+
+    def _follow(self, account: str, ts: int, followers: int) -> None:
+        seen = self.latest.get(account)
+        if seen is None or ts >= seen[0]:
+            self.latest[account] = (ts, followers)
+            self.tiers[account] = f"T{bisect_right(self.bounds, followers)}"
+            self._ranked.discard(account)
 
     def observe_events(self, events: Sequence[Event] | EventBatch) -> None:
         """Take actor follower counts and inbound interactions from a batch of events."""
-        b = as_batch(events)
+        b = as_batch(events, self.accounts)
         if not len(b):
             return
         ts = b.ts
-        latest = self.latest
         followers = b.field("followers")
-        for i in [i for i, f in enumerate(followers) if f is not None]:
-            t = int(ts[i])
-            actor = b.actor[i]
-            seen = latest.get(actor)
-            if seen is None or t >= seen[0]:
-                latest[actor] = (t, followers[i])
+        if followers.count(None) != len(followers):
+            for i, f in enumerate(followers):
+                if f is not None:
+                    self._follow(b.actor[i], int(ts[i]), f)
         rows = np.flatnonzero(b.directed(exclude=NON_INTERACTION_KINDS))
         if len(rows):
+            if b.accounts is self.accounts and b.target_ids is not None:
+                ids = b.target_ids[rows]
+            else:
+                ids = self.accounts.ids_of(b.target_array[rows].tolist())
+            if len(self.accounts) > len(self._window):
+                grown = np.zeros(max(len(self.accounts), 2 * len(self._window)), np.int64)
+                grown[: len(self._window)] = self._window
+                self._window = grown
             start = ts[rows] - ts[rows] % self.bucket_ms
-            targets = b.target_array[rows]
-            for s in np.unique(start).tolist():
-                bucket = self.buckets.get(s)
-                if bucket is None:
-                    bucket = self.buckets[s] = Counter()
-                bucket.update(targets[start == s].tolist())
+            first, last = int(start.min()), int(start.max())
+            for s in [first] if first == last else np.unique(start).tolist():
+                u, c = np.unique(ids if first == last else ids[start == s], return_counts=True)
+                self.buckets.setdefault(s, []).append((u, c))
+                self._window[u] += c
         self.stream_time = max(self.stream_time, int(ts.max()))
 
     def observe_snapshots(self, snapshots: Iterable[Mapping[str, object]]) -> None:
@@ -122,38 +145,54 @@ class TierBook:
             if followers is None:
                 continue
             assert isinstance(ts, int) and isinstance(followers, int)
-            account = str(snap["account"])
-            seen = self.latest.get(account)
-            if seen is None or ts >= seen[0]:
-                self.latest[account] = (ts, followers)
+            self._follow(str(snap["account"]), ts, followers)
 
-    def trailing_inbound(self, now: int | None = None) -> dict[str, int]:
-        """Inbound interactions per account over the hour buckets of the trailing window."""
-        now = self.stream_time if now is None else now
-        first = now - now % self.bucket_ms - self.rank_window_ms + self.bucket_ms
-        total: dict[str, int] = {}
-        for start, counts in self.buckets.items():
+    def _first_bucket(self, now: int) -> int:
+        return now - now % self.bucket_ms - self.rank_window_ms + self.bucket_ms
+
+    def _trailing(self, now: int) -> I64:
+        total = np.zeros(len(self._window), np.int64)
+        first = self._first_bucket(now)
+        for start, parts in self.buckets.items():
             if first <= start <= now:
-                for account, c in counts.items():
-                    total[account] = total.get(account, 0) + c
+                for u, c in parts:
+                    total[u] += c
         return total
 
+    def trailing_inbound(self, now: int | None = None) -> dict[str, int]:
+        """Inbound interactions per account over the trailing window's hour buckets."""
+        total = self._trailing(self.stream_time if now is None else now)
+        names = self.accounts.names
+        return {names[i]: int(total[i]) for i in np.flatnonzero(total).tolist()}
+
     def rerank(self, now: int | None = None) -> dict[str, str]:
-        """Recompute rank tiers over the trailing window ending at ``now`` (stream time)."""
+        """Forget buckets out of the trailing window ending at ``now`` (stream time) and recompute
+        rank tiers; returns the accounts ranked "top" or "upper"."""
         now = self.stream_time if now is None else now
-        first = now - now % self.bucket_ms - self.rank_window_ms + self.bucket_ms
+        first = self._first_bucket(now)
         for start in [s for s in self.buckets if s < first]:
-            del self.buckets[start]
-        self.ranked = rank_tiers(self.trailing_inbound(now), self.top_share, self.upper_share)
-        return self.ranked
+            for u, c in self.buckets.pop(start):
+                self._window[u] -= c
+        # a rerank in the past counts exactly; otherwise the running total is the window
+        counts = self._trailing(now) if any(s > now for s in self.buckets) else self._window
+        live = np.flatnonzero(counts > 0)
+        codes = _rank_codes(counts[live], self.top_share, self.upper_share)
+        high = codes < 2
+        names = self.accounts.names
+        ranked = {names[i]: _RANK_NAMES[c]
+                  for i, c in zip(live[high].tolist(), codes[high].tolist(), strict=True)}
+        tiers = self.tiers
+        for a in self._ranked:
+            del tiers[a]
+        fresh = {a: t for a, t in ranked.items() if a not in self.latest}
+        tiers.update(fresh)
+        self._ranked = set(fresh)
+        return ranked
 
     def followers(self, account: str) -> int | None:
         seen = self.latest.get(account)
         return None if seen is None else seen[1]
 
     def tier(self, account: str) -> str:
-        """Follower tier when a count is known, else rank tier (``base`` if never ranked)."""
-        seen = self.latest.get(account)
-        if seen is not None:
-            return f"T{bisect_right(self.bounds, seen[1])}"
-        return self.ranked.get(account, BASE)
+        """Follower tier when a count is known, else rank tier ("base" if not ranked)."""
+        return self.tiers.get(account, BASE)
