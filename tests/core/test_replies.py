@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streams.core import NO_TIME, ReplyMatcher, concat_results
+from streams.core import NO_TIME, EventBatch, ReplyMatcher, concat_results
 from tests.core.helpers import DAY, HOUR, MIN, T0, ev
 
 H = 7 * DAY
@@ -231,3 +231,16 @@ def test_batch_matching_equals_the_event_by_event_definition(seed, cut):
     answered = {r[0] for r in got.replies.records()} | {r[0] for r in got.expired.records()}
     assert set(got.inbound.event_id.tolist()) - answered == want["pending"]
     assert m.pending_count() == len(want["pending"])
+
+
+def test_same_result_with_and_without_shared_account_ids():
+    events = random_stream(11)
+    by_name = ReplyMatcher(horizon_ms=2 * DAY)
+    by_id = ReplyMatcher(horizon_ms=2 * DAY)
+    a = [by_name.process(EventBatch(events[i:i + 50])) for i in range(0, len(events), 50)]
+    b = [by_id.process(EventBatch(events[i:i + 50], by_id.accounts))
+         for i in range(0, len(events), 50)]
+    for x, y in ((concat_results(a), concat_results(b)),):
+        assert x.replies.records() == y.replies.records()
+        assert x.expired.records() == y.expired.records()
+        assert x.inbound.records() == y.inbound.records()

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from streams.core import GRACE_MS, summarize
+from streams.core import (
+    DEFAULT_TIERS,
+    GRACE_MS,
+    DDSketch,
+    RequesterTags,
+    ResponsivenessAggregator,
+    concat_results,
+    summarize,
+)
 from tests.core.helpers import DAY, HOUR, MIN, T0, Pipeline, ev, rows_where
 
 H = 7 * DAY
@@ -149,3 +157,38 @@ def test_summaries_merge_rows():
     assert (s["inbound"], s["answered"], s["pending"]) == (4, 2, 2)
     assert s["p50_ms"] == pytest.approx(MIN, rel=0.01)
     assert s["p90_ms"] == pytest.approx(HOUR, rel=0.01)
+
+
+def test_requester_tags():
+    tags = RequesterTags({"big": "T5", "odd": "nope"}, flagged={"spam"}, tiers=("T0", "T5", "base"))
+    got = tags([ev("1", "big", "x", T0), ev("2", "spam", "x", T0), ev("3", "who", "x", T0)])
+    assert got.tolist() == [2, 3 | 1 << 5, 3]  # tier index + 1, flag in bit 5; unknown: base
+    with pytest.raises(ValueError, match="nope"):
+        tags([ev("4", "odd", "x", T0)])
+    assert RequesterTags(lambda a: "T0", tiers=("T0",))([ev("5", "a", "b", T0)]).tolist() == [1]
+
+
+def test_an_aggregator_with_its_own_account_index_gets_the_same_figures():
+    events = [ev("b1", "B", "A", T0), ev("c1", "C", "A", T0 + MIN), ev("a1", "A", "B", T0 + HOUR)]
+    shared = Pipeline()
+    shared.feed(events, emit=False)
+    own = ResponsivenessAggregator(tiers=DEFAULT_TIERS)  # e.g. in another process
+    own.consume(concat_results(shared.run.results))
+    def plain(agg: ResponsivenessAggregator) -> list[dict]:
+        rows = [{k: v for k, v in r.items() if k != "sketch"} for r in agg.rows().rows()]
+        return sorted(rows, key=lambda r: (r["account"], r["window_ms"], r["window_start"],
+                                           r["segment"]))
+
+    assert plain(own) == plain(shared.run.agg) and len(plain(own)) > 5
+
+
+def test_figure_rows_carry_their_sketch():
+    p = Pipeline()
+    p.feed([ev("b1", "B", "A", T0), ev("b2", "B", "A", T0 + MIN), ev("a1", "A", "B", T0 + HOUR)])
+    figs = p.run.agg.rows()
+    i = next(i for i, r in enumerate(figs.rows()) if r["account"] == "A" and r["segment"] == "all"
+             and r["window_ms"] == HOUR)
+    sk = figs.sketch(i)
+    assert sk.count == 2 and sk == DDSketch.from_dict(figs.rows()[i]["sketch"])
+    assert sk.quantile(0.5) == pytest.approx(HOUR - MIN, rel=0.01)
+    assert len(figs.select(figs.account == "A")) == sum(r["account"] == "A" for r in figs.rows())
