@@ -28,16 +28,12 @@ from streams.importers import (
     stackexchange,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared: required, never skipped
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 NOW = 1_700_000_000_000  # 2023-11-14
 COLLEGE = DATA / "CollegeMsg" / "CollegeMsg.txt"
 SE = DATA / "stackexchange-quantumcomputing"
 BAS = DATA / "cresci-2015-bas-users" / "bas_users.csv"
-
-
-def needs(path: Path) -> Any:
-    return pytest.mark.skipif(not path.exists(), reason=f"{path} not available")
 
 
 def split(run: ImportRun) -> tuple[list[dict[str, Any]], list[Rejected]]:
@@ -50,7 +46,6 @@ def split(run: ImportRun) -> tuple[list[dict[str, Any]], list[Rejected]]:
 
 # --- SNAP -----------------------------------------------------------------------------------
 
-@needs(COLLEGE)
 def test_collegemsg_gives_every_event_with_stable_ids() -> None:
     first, bad = split(snap.read(COLLEGE, now_ms=NOW))
     assert len(first) == 59_835 and bad == []
@@ -68,7 +63,6 @@ def validate_shape(event: dict[str, Any]) -> dict[str, Any]:
     return codec.decode(codec.encode(event))
 
 
-@needs(DATA / "email-Eu-core-temporal-Dept3")
 def test_relative_seconds_need_an_offset() -> None:
     path = DATA / "email-Eu-core-temporal-Dept3" / "email-Eu-core-temporal-Dept3.txt"
     run = snap.read(path, now_ms=NOW)
@@ -176,7 +170,6 @@ def expected_stackexchange(folder: Path) -> tuple[Counter[str], Counter[str], in
     return kinds, skips, len(posts) + len(comments)
 
 
-@needs(SE)
 def test_stackexchange_counts_add_up() -> None:
     run = stackexchange.read(SE, now_ms=NOW)
     good, bad = split(run)
@@ -196,7 +189,6 @@ def test_stackexchange_counts_add_up() -> None:
     assert ids == [e["event_id"] for e in stackexchange.read(SE, now_ms=NOW)]
 
 
-@needs(SE)
 def test_stackexchange_threads() -> None:
     good, _ = split(stackexchange.read(SE, now_ms=NOW))
     posts = {r.get("Id"): r.attrib for r in ET.parse(SE / "Posts.xml").getroot()}
@@ -223,7 +215,6 @@ def test_stackexchange_threads() -> None:
     assert profiles[events[prefix + "1"]["actor"]].reputation > 0
 
 
-@needs(SE)
 def test_stackexchange_is_merged_in_time_order() -> None:
     good, _ = split(stackexchange.read(SE, now_ms=NOW))
     inversions = sum(1 for a, b in zip(good, good[1:], strict=False) if b["ts"] < a["ts"])
@@ -392,7 +383,6 @@ def test_avro_container_file(tmp_path: Path) -> None:
 
 # --- snapshots ------------------------------------------------------------------------------
 
-@needs(BAS)
 def test_cresci_snapshots_and_labels() -> None:
     good, bad = split(snapshots.read(BAS, platform="twitter", now_ms=NOW))
     assert len(good) == 3_900 and bad == []
