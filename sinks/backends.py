@@ -172,8 +172,7 @@ class ChdbBackend:
         except RuntimeError as exc:
             raise RapportError(
                 f"cannot open chDB at {target.path}: {exc}. chDB allows one process per data "
-                "directory: while a worker owns it, query through the worker "
-                "(rapport sql / rapport report use its HTTP API)"
+                "directory: stop the worker that owns it (rapport worker) and try again"
             ) from exc
         self.version = str(self._query("SELECT version() AS v")[0][0])
         self._query(f"CREATE DATABASE IF NOT EXISTS {target.database}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,63 @@ class ImportRun:
 
     def __iter__(self) -> Iterator[Item]:
         return self._items
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """One well-formed line of a whitespace edge list: ``ACTOR TARGET UNIXTS [more...]``."""
+
+    line: int
+    raw: bytes
+    parts: list[bytes]
+    actor: str
+    target: str
+    ts: int  # ms
+
+
+def edge_lines(
+    path: Path,
+    layout: str,
+    stats: Stats,
+    check: Callable[[list[bytes]], tuple[str, str] | None] | None = None,
+) -> Iterator[Edge | Rejected]:
+    """The edges of a SNAP-style file, or a Rejected per bad line; blank and # lines skipped.
+
+    ``layout`` names the fields (``"SRC DST UNIXTS"``); ``check(parts)`` may refuse a line with
+    (reason_code, reason) before its accounts and time are read.
+    """
+    source = str(path)
+    width = len(layout.split())
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            parts = raw.split()
+            if not parts or parts[0].startswith(b"#"):
+                continue
+            stats.rows += 1
+            if len(parts) != width:
+                yield stats.reject(
+                    source, n, "malformed_line",
+                    f"expected {width} fields {layout}, found {len(parts)}", raw,
+                )  # fmt: skip
+                continue
+            refused = check(parts) if check else None
+            if refused is not None:
+                yield stats.reject(source, n, refused[0], refused[1], raw)
+                continue
+            try:
+                actor, target = parts[0].decode(), parts[1].decode()
+            except UnicodeDecodeError:
+                yield stats.reject(source, n, "invalid_utf8", "an account id is not UTF-8", raw)
+                continue
+            try:
+                ts = int(parts[2]) * 1000
+            except ValueError:
+                yield stats.reject(
+                    source, n, "wrong_type",
+                    f"UNIXTS {shown(parts[2])} is not a whole number of seconds", raw,
+                )  # fmt: skip
+                continue
+            yield Edge(n, raw, parts, actor, target, ts)
 
 
 def shown(raw: bytes, limit: int = 40) -> str:

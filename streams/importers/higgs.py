@@ -17,7 +17,16 @@ from pathlib import Path
 from schemas import INTERACTION
 from schemas.validate import validate_event
 from streams.errors import RapportError
-from streams.importers.base import ImportRun, Item, Stats, clock, existing_file, shown
+from streams.importers.base import (
+    ImportRun,
+    Item,
+    Rejected,
+    Stats,
+    clock,
+    edge_lines,
+    existing_file,
+    shown,
+)  # fmt: skip
 
 KIND_OF = {b"RT": "SHARE", b"MT": "MENTION", b"RE": "REPLY"}
 _STRENGTH = {"MENTION": 0, "SHARE": 1, "REPLY": 2}
@@ -61,47 +70,29 @@ def _items(
         }
         return stats.settle(validate_event(event, now_ms), source, tweet.line, tweet.raw)
 
-    with path.open("rb") as fh:
-        for n, raw in enumerate(fh, 1):
-            parts = raw.split()
-            if not parts or parts[0].startswith(b"#"):
-                continue
-            stats.rows += 1
-            if len(parts) != 4:
-                yield stats.reject(
-                    source, n, "malformed_line",
-                    f"expected 4 fields userA userB UNIXTS TYPE, found {len(parts)}", raw,
-                )
-                continue
-            kind = KIND_OF.get(parts[3].upper())
-            if kind is None:
-                yield stats.reject(
-                    source, n, "bad_kind", f"TYPE {shown(parts[3])} is not RT, MT or RE", raw
-                )
-                continue
-            try:
-                key = (parts[0].decode(), parts[1].decode(), int(parts[2]) * 1000)
-            except UnicodeDecodeError:
-                yield stats.reject(source, n, "invalid_utf8", "an account id is not UTF-8", raw)
-                continue
-            except ValueError:
-                yield stats.reject(
-                    source, n, "wrong_type",
-                    f"UNIXTS {shown(parts[2])} is not a whole number of seconds", raw,
-                )
-                continue
-            tweet = open_tweets.get(key)
-            if tweet is None:
-                open_tweets[key] = _Tweet(n, kind, raw)
-            else:
-                stats.skipped["same_tweet"] += 1
-                tweet.raw += raw
-                if _STRENGTH[kind] > _STRENGTH[tweet.kind]:
-                    tweet.kind = kind
-            while open_tweets:
-                oldest = next(iter(open_tweets))
-                if open_tweets[oldest].line > n - window_lines:
-                    break
-                yield emit(oldest, open_tweets.pop(oldest))
+    def bad_type(parts: list[bytes]) -> tuple[str, str] | None:
+        if parts[3].upper() in KIND_OF:
+            return None
+        return "bad_kind", f"TYPE {shown(parts[3])} is not RT, MT or RE"
+
+    for edge in edge_lines(path, "userA userB UNIXTS TYPE", stats, bad_type):
+        if isinstance(edge, Rejected):
+            yield edge
+            continue
+        kind = KIND_OF[edge.parts[3].upper()]
+        key = (edge.actor, edge.target, edge.ts)
+        tweet = open_tweets.get(key)
+        if tweet is None:
+            open_tweets[key] = _Tweet(edge.line, kind, edge.raw)
+        else:
+            stats.skipped["same_tweet"] += 1
+            tweet.raw += edge.raw
+            if _STRENGTH[kind] > _STRENGTH[tweet.kind]:
+                tweet.kind = kind
+        while open_tweets:
+            oldest = next(iter(open_tweets))
+            if open_tweets[oldest].line > edge.line - window_lines:
+                break
+            yield emit(oldest, open_tweets.pop(oldest))
     for key, tweet in open_tweets.items():
         yield emit(key, tweet)

@@ -14,7 +14,15 @@ from pathlib import Path
 from schemas import INTERACTION
 from schemas.validate import KINDS, validate_event
 from streams.errors import RapportError
-from streams.importers.base import ImportRun, Item, Stats, clock, existing_file, shown
+from streams.importers.base import (
+    ImportRun,
+    Item,
+    Rejected,
+    Stats,
+    clock,
+    edge_lines,
+    existing_file,
+)  # fmt: skip
 
 
 def read(
@@ -39,33 +47,12 @@ def _items(
 ) -> Iterator[Item]:
     source = str(path)
     prefix = f"snap:{path.name}:"
-    with path.open("rb") as fh:
-        for n, raw in enumerate(fh, 1):
-            parts = raw.split()
-            if not parts or parts[0].startswith(b"#"):
-                continue
-            stats.rows += 1
-            if len(parts) != 3:
-                yield stats.reject(
-                    source, n, "malformed_line",
-                    f"expected 3 fields SRC DST UNIXTS, found {len(parts)}", raw,
-                )
-                continue
-            try:
-                actor, target = parts[0].decode(), parts[1].decode()
-            except UnicodeDecodeError:
-                yield stats.reject(source, n, "invalid_utf8", "an account id is not UTF-8", raw)
-                continue
-            try:
-                ts = int(parts[2]) * 1000 + offset_ms
-            except ValueError:
-                yield stats.reject(
-                    source, n, "wrong_type",
-                    f"UNIXTS {shown(parts[2])} is not a whole number of seconds", raw,
-                )
-                continue
-            event = {
-                "event_id": f"{prefix}{n}", "kind": kind, "actor": actor, "target": target,
-                "ts": ts, "platform": platform,
-            }
-            yield stats.settle(validate_event(event, now_ms), source, n, raw)
+    for edge in edge_lines(path, "SRC DST UNIXTS", stats):
+        if isinstance(edge, Rejected):
+            yield edge
+            continue
+        event = {
+            "event_id": f"{prefix}{edge.line}", "kind": kind, "actor": edge.actor,
+            "target": edge.target, "ts": edge.ts + offset_ms, "platform": platform,
+        }  # fmt: skip
+        yield stats.settle(validate_event(event, now_ms), source, edge.line, edge.raw)
