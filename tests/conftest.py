@@ -7,6 +7,7 @@ A test that needs a service and cannot get one fails with what to do; it is neve
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import os
 import shutil
 import socket
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from sinks.backends import Backend, ChdbBackend, NativeBackend
+from sinks.url import ClickHouseTarget, parse_clickhouse_url
 from streams.config import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -97,6 +100,24 @@ def clickhouse_server_url() -> Iterator[str]:
         "no ClickHouse server for the tests: set RAPPORT_TEST_CLICKHOUSE_URL, start a Docker "
         "engine, or run `rapport stack up` (make up) with clickhouse-server installed"
     )
+
+
+@pytest.fixture(params=["chdb", pytest.param("server", marks=pytest.mark.clickhouse_server)])
+def fresh_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    """A sink backend on a new, empty database (chDB, then the server), dropped afterwards."""
+    database = f"t_{uuid.uuid4().hex[:12]}"
+    opened: Backend
+    if request.param == "chdb":
+        opened = ChdbBackend(ClickHouseTarget(kind="chdb", path=chdb_dir(), database=database))
+    else:
+        # Only now: the chDB half must not depend on finding a server.
+        url = request.getfixturevalue("clickhouse_server_url")
+        opened = NativeBackend(dataclasses.replace(parse_clickhouse_url(url), database=database))
+    try:
+        yield opened
+    finally:
+        opened.execute(f"DROP DATABASE IF EXISTS {database}")
+        opened.close()
 
 
 @pytest.fixture

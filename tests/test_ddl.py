@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 
-from sinks.backends import Backend, ChdbBackend, NativeBackend
+from sinks.backends import Backend
 from sinks.capabilities import Capabilities, probe
 from sinks.engines import DdlTarget, MergeTree, ReplacingMergeTree, SummingMergeTree
 from sinks.migrations import MIGRATIONS, SCHEMA_MIGRATIONS, migrate
 from sinks.tables import DEAD_LETTERS, INTERACTIONS, WINDOW_AGGREGATES, Column, Table
-from sinks.url import ClickHouseTarget, parse_clickhouse_url
-from tests.conftest import chdb_dir
+from sinks.url import ClickHouseTarget
 
 OLD = Capabilities((18, 16, 1), False, False, False, False)
 MODERN = Capabilities((26, 9, 2, 1), True, True, True, True)
@@ -117,21 +115,9 @@ def test_every_table_declares_its_dedup_key_among_its_columns() -> None:
 # -- executed on real servers ----------------------------------------------------------------
 
 
-@pytest.fixture(params=["chdb", pytest.param("server", marks=pytest.mark.clickhouse_server)])
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    database = f"t_ddl_{uuid.uuid4().hex[:12]}"
-    opened: Backend
-    if request.param == "chdb":
-        opened = ChdbBackend(ClickHouseTarget(kind="chdb", path=chdb_dir(), database=database))
-    else:
-        # Only now: the chDB half must not depend on finding a server.
-        url = request.getfixturevalue("clickhouse_server_url")
-        opened = NativeBackend(dataclasses.replace(parse_clickhouse_url(url), database=database))
-    try:
-        yield opened
-    finally:
-        opened.execute(f"DROP DATABASE IF EXISTS {database}")
-        opened.close()
+@pytest.fixture
+def backend(fresh_backend: Backend) -> Backend:
+    return fresh_backend
 
 
 def test_probe_tells_the_dialects_apart(backend: Backend) -> None:

@@ -6,18 +6,16 @@ dead-letter callback while the rest lands; ClickHouse outages are retried, then 
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
 
-from sinks.backends import Backend, ChdbBackend, InsertRejected, NativeBackend, SinkUnavailable
+from sinks.backends import Backend, InsertRejected, SinkUnavailable
 from sinks.capabilities import Capabilities, probe
 from sinks.migrations import MIGRATIONS, migrate
 from sinks.tables import INTERACTIONS, WINDOW_AGGREGATES
-from sinks.url import ClickHouseTarget, parse_clickhouse_url
+from sinks.url import ClickHouseTarget
 from sinks.writer import (
     BackpressureError,
     DeadLetter,
@@ -26,7 +24,6 @@ from sinks.writer import (
     TooManyRejected,
     Writer,
 )
-from tests.conftest import chdb_dir
 
 TOPIC = "rapport.interactions"
 TP = (TOPIC, 0)
@@ -83,22 +80,10 @@ class Flaky:
         self.inner.close()
 
 
-@pytest.fixture(params=["chdb", pytest.param("server", marks=pytest.mark.clickhouse_server)])
-def fresh(request: pytest.FixtureRequest) -> Iterator[Backend]:
+@pytest.fixture
+def fresh(fresh_backend: Backend) -> Backend:
     """A backend on a new, empty database, dropped afterwards."""
-    database = f"t_sink_{uuid.uuid4().hex[:12]}"
-    opened: Backend
-    if request.param == "chdb":
-        opened = ChdbBackend(ClickHouseTarget(kind="chdb", path=chdb_dir(), database=database))
-    else:
-        # Only now: the chDB half must not depend on finding a server.
-        url = request.getfixturevalue("clickhouse_server_url")
-        opened = NativeBackend(dataclasses.replace(parse_clickhouse_url(url), database=database))
-    try:
-        yield opened
-    finally:
-        opened.execute(f"DROP DATABASE IF EXISTS {database}")
-        opened.close()
+    return fresh_backend
 
 
 @pytest.fixture
