@@ -155,7 +155,13 @@ WINDOW_AGGREGATES = Table(
         Column("p50_ms", "Nullable(Float64)"),  # null while nothing is answered
         Column("p90_ms", "Nullable(Float64)"),
         Column("p99_ms", "Nullable(Float64)"),
-        Column("version", "UInt64"),  # a re-emitted window carries a higher version
+        Column("answered_in_thread", "UInt64"),  # answer's in_reply_to/conversation is the message
+        Column("conversation_starts", "UInt64"),  # inbound with no A↔B message in the 24 h before
+        Column("late", "UInt64"),  # inbound that arrived after window end + grace (not counted)
+        Column("final", "UInt8"),  # 1: stream time passed end + H, nothing pending: never changes
+        # a re-emitted window carries a higher version: 2 × (records counted) + final, so the
+        # same content always has the same version, whatever batches or restarts produced it
+        Column("version", "UInt64"),
         _time_of("window_start", "window_time"),
     ),
     ReplacingMergeTree(

@@ -183,22 +183,31 @@ class RequesterTags:
         self._code: dict[str | None, int] = {t: i + 1 for i, t in enumerate(self.tiers)}
         self._code[None] = 0
 
+    def tier_codes(self, accounts: Sequence[str]) -> I64:
+        """Tier code of each account now (index in ``tiers`` + 1; 0 without ``tier_of``)."""
+        n = len(accounts)
+        tier_of = self.tier_of
+        if tier_of is None:
+            return np.zeros(n, np.int64)
+        if isinstance(tier_of, Mapping):
+            names = list(map(tier_of.get, accounts, repeat(self.default_tier)))
+        else:
+            names = list(map(tier_of, accounts))
+        try:
+            return np.fromiter(map(self._code.__getitem__, names), np.int64, n)
+        except KeyError as exc:
+            raise ValueError(f"tier {exc} is not one of {self.tiers}") from None
+
+    def tier_names(self, tags: I64) -> Objects:
+        """Tier names of tags (or codes); None where a tag has no tier."""
+        names = objects([None, *self.tiers])
+        return names[np.asarray(tags, np.int64) & _TIER_MASK]
+
     def __call__(self, events: Sequence[Event] | EventBatch) -> I64:
         b = as_batch(events)
         actors = b.actor
         n = len(actors)
-        tier_of = self.tier_of
-        if tier_of is None:
-            codes = np.zeros(n, np.int64)
-        else:
-            if isinstance(tier_of, Mapping):
-                names = list(map(tier_of.get, actors, repeat(self.default_tier)))
-            else:
-                names = list(map(tier_of, actors))
-            try:
-                codes = np.fromiter(map(self._code.__getitem__, names), np.int64, n)
-            except KeyError as exc:
-                raise ValueError(f"tier {exc} is not one of {self.tiers}") from None
+        codes = self.tier_codes(actors)
         flagged = self.flagged
         if flagged:
             codes |= np.fromiter(map(flagged.__contains__, actors), np.int64, n) << _FLAG_BIT
@@ -255,6 +264,7 @@ class ResponsivenessAggregator:
         self._s_alive: Bools = np.zeros(0, np.bool_)
         self._s_closed: Bools = np.zeros(0, np.bool_)
         self._s_dirty: Bools = np.zeros(0, np.bool_)
+        self._s_touched: Bools = np.zeros(0, np.bool_)  # changed since its last emission
         self._grow(1024)
         # sketch buckets of every (slot, segment): sorted packed keys and their counts, plus
         # additions not merged yet
@@ -286,6 +296,7 @@ class ResponsivenessAggregator:
         self._s_alive = grown(self._s_alive)
         self._s_closed = grown(self._s_closed)
         self._s_dirty = grown(self._s_dirty)
+        self._s_touched = grown(self._s_touched)
         self._free = np.concatenate((np.arange(cap - 1, old - 1, -1), self._free))
         self._cap = cap
 
@@ -322,6 +333,7 @@ class ResponsivenessAggregator:
         self._s_alive[fresh] = True
         self._s_closed[fresh] = False
         self._s_dirty[fresh] = False
+        self._s_touched[fresh] = False
         at = np.searchsorted(keys, new_keys)
         self._live_key = np.insert(keys, at, new_keys)
         self._live_slot = np.insert(self._live_slot, at, fresh)
@@ -389,6 +401,7 @@ class ResponsivenessAggregator:
             rows, cslot, cseg = self._cells(held & ~accepted, slot, inb.tag)
             self._add(cslot, cseg, _LATE)
             _count(self._s_pending, slot[ok])
+            self._s_touched[slot[held]] = True
         self.advance(int(inb.ts.max()))
 
     def add_replies(self, rep: Replies) -> None:
@@ -410,6 +423,7 @@ class ResponsivenessAggregator:
             self._sk_new.append(cell * _KSPAN + key[rows])
             _count(self._s_pending, slot[ok], -1)
             self._s_dirty[slot[ok]] = True
+            self._s_touched[slot[ok]] = True
         self.advance(int(rep.answer_ts.max()))
 
     def add_expired(self, exp: Expiries) -> None:
@@ -421,6 +435,7 @@ class ResponsivenessAggregator:
             _, cslot, cseg = self._cells(ok, slot, exp.tag)
             self._add(cslot, cseg, _UNANS)
             _count(self._s_pending, slot[ok], -1)
+            self._s_touched[slot[ok]] = True
         self.advance(int(exp.expired_at.max()))
 
     # --- output ---
@@ -458,12 +473,24 @@ class ResponsivenessAggregator:
         self._s_version[slots] += 1
         self._s_closed[live[closable]] = True
         self._s_dirty[slots] = False
+        self._s_touched[slots] = False
         is_final = np.zeros(self._cap, np.bool_)
         is_final[live[final]] = True
         figs = self._figures(slots, is_final[slots])
         if final.any():
             self._drop(final)
         return figs
+
+    def emit_open(self) -> WindowFigures:
+        """Current figures of the windows changed since their last emission, open ones too
+        (no version change): what a reader should see before windows close, e.g. at the end of
+        an input or when the stream goes quiet."""
+        live = self._live_slot
+        slots = np.sort(live[self._s_touched[live]])
+        self._s_touched[slots] = False
+        end = self._ends(slots)
+        final = (self.stream_time > end + self.horizon_ms) & (self._s_pending[slots] <= 0)
+        return self._figures(slots, final)
 
     def rows(self) -> WindowFigures:
         """Current figures of every window held, open ones too (no version change)."""
@@ -487,6 +514,7 @@ class ResponsivenessAggregator:
         self._counts[slots] = 0
         self._s_alive[slots] = False
         self._s_dirty[slots] = False
+        self._s_touched[slots] = False
         self._free = np.concatenate((self._free, slots))
 
     def _figures(self, slots: I64, final: Bools) -> WindowFigures:

@@ -7,11 +7,15 @@ the same release order as the live run.
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from operator import itemgetter
 from typing import Any, NamedTuple
 
+import numpy as np
+import numpy.typing as npt
+
 Event = dict[str, Any]
+I64 = npt.NDArray[np.int64]
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -96,8 +100,8 @@ def _order(e: Event) -> tuple[int, str]:
     return e["ts"], e["event_id"]
 
 
-def _ts(e: Event) -> int:
-    return int(e["ts"])
+_TS = itemgetter("ts")
+_EID = itemgetter("event_id")
 
 
 class ReorderBuffer:
@@ -107,6 +111,11 @@ class ReorderBuffer:
     ``reorder_ms`` still yields exactly the event-time order, so results are deterministic. An
     event older than what was already released goes out with the next release (counted in
     ``stragglers``): it is never dropped.
+
+    Release decisions are made per input *message* (``push_messages``): an event leaves after
+    the first message, from its own on, that moves stream time ≥ its ts + ``reorder_ms``. So the
+    released sequence depends only on the sequence of messages, not on how a consumer happened
+    to group them into batches: a replay after a restart releases exactly the same order.
     """
 
     def __init__(self, reorder_ms: int = REORDER_MS) -> None:
@@ -120,24 +129,43 @@ class ReorderBuffer:
         return sum(len(h) for h in self._held.values())
 
     def push(self, events: Iterable[Event], partition: int = 0) -> list[Event]:
-        """Add events in arrival order; return those now due, in (ts, event_id) order."""
-        held = self._held.setdefault(partition, [])
-        st = self.stream_time.get(partition, NO_TIME)
-        n0 = len(held)
-        for e in events:
-            held.append(e)
-            if e["ts"] > st:
-                st = e["ts"]
-        self.stream_time[partition] = st
-        if len(held) == n0:
+        """Add one message's events; return those now due, in (ts, event_id) order."""
+        return self.push_messages([list(events)], partition)
+
+    def push_messages(self, messages: Sequence[Sequence[Event]], partition: int = 0) -> list[Event]:
+        """Add several messages' events (in arrival order); return those now due, in order:
+        what each message released, one message after the other, each in (ts, event_id) order."""
+        held = self._held.get(partition, [])
+        lens = np.fromiter(map(len, messages), np.int64, len(messages))
+        if not lens.sum():
             return []
-        held.sort(key=_order)
-        cut = bisect_right(held, st - self.reorder_ms, key=_ts)
-        return self._release(partition, cut)
+        events = held + [e for m in messages for e in m]
+        ts = np.fromiter(map(_TS, events), np.int64, len(events))
+        msg = np.concatenate((np.zeros(len(held), np.int64),
+                              np.repeat(np.arange(len(messages)), lens)))
+        new_ts = ts[len(held):]
+        st0 = self.stream_time.get(partition, NO_TIME)
+        # stream time after each message (a message without events leaves it unchanged)
+        top = np.full(len(messages), st0, np.int64)
+        np.maximum.at(top, msg[len(held):], new_ts)
+        st = np.maximum.accumulate(top)
+        self.stream_time[partition] = int(st[-1])
+        due = np.maximum(msg, np.searchsorted(st - self.reorder_ms, ts, "left"))
+        out_rows = np.flatnonzero(due < len(messages))
+        keep_rows = np.flatnonzero(due >= len(messages))
+        self._held[partition] = _sorted_rows(events, ts, keep_rows, None)
+        if not len(out_rows):
+            return []
+        out = _sorted_rows(events, ts, out_rows, due)
+        self._count_stragglers(partition, out)
+        return out
 
     def flush(self, partition: int = 0) -> list[Event]:
         """Release everything held for ``partition`` (end of its input)."""
-        return self._release(partition, len(self._held.get(partition, ())))
+        out = self._held.pop(partition, [])
+        if out:
+            self._count_stragglers(partition, out)
+        return out
 
     def flush_all(self) -> list[Event]:
         """Release everything held, every partition (end of input), in (ts, event_id) order."""
@@ -147,18 +175,31 @@ class ReorderBuffer:
         out.sort(key=_order)
         return out
 
-    def _release(self, partition: int, cut: int) -> list[Event]:
-        if cut == 0:
-            return []
-        held = self._held[partition]
-        out = held[:cut]
-        del held[:cut]
+    def _count_stragglers(self, partition: int, out: list[Event]) -> None:
         last = self._released.get(partition)
+        keys = list(map(_order, out))
         if last is not None:
-            for e in out:
-                if _order(e) < last:
-                    self.stragglers += 1
-                else:
-                    break
-        self._released[partition] = _order(out[-1])
-        return out
+            self.stragglers += sum(1 for k in keys if k < last)
+        self._released[partition] = max(keys) if last is None else max(last, max(keys))
+
+
+def _sorted_rows(events: list[Event], ts: I64, rows: I64, group: I64 | None) -> list[Event]:
+    """``events[rows]`` ordered by (group, ts, event_id); numpy does (group, ts), Python only
+    breaks the ties."""
+    if not len(rows):
+        return []
+    t = ts[rows]
+    keys = (t,) if group is None else (t, group[rows])
+    order = rows[np.lexsort(keys)]
+    ot = ts[order]
+    same = ot[1:] == ot[:-1]
+    if group is not None:
+        g = group[order]
+        same &= g[1:] == g[:-1]
+    picked = [events[i] for i in order.tolist()]
+    if same.any():
+        # runs of equal (group, ts): order each run by event_id
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], same.astype(np.int8), [0]))))
+        for lo, hi in zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True):
+            picked[lo:hi + 1] = sorted(picked[lo:hi + 1], key=_EID)
+    return picked

@@ -1,0 +1,332 @@
+"""One input partition's analytics, composed, and the rows it hands the sink.
+
+Kafka messages (each a list of events) go in, in offset order; per message: repeated event ids
+are dropped (``SeenIds``), events are put in event-time order (``ReorderBuffer``, released per
+message so the result never depends on how a consumer batched the messages), then per UTC day
+of event time (rank tiers move at day boundaries): tiers, requester tags, reply matching,
+responsiveness, pair counts, tier mixing and late counts. Out come rows for ``reply_records``,
+``window_aggregates``, ``pair_counts``, ``tier_mixing`` and ``late_events`` (column order as
+in ``sinks.tables``; checked by a test).
+
+Every emitted row carries a version that is a function of its content (counts only grow), so
+the same window always gets the same version however often or when it was emitted: a replay
+after a crash, a restart from a checkpoint or a re-emission collapses in a ReplacingMergeTree to
+the row with the most data. An engine pickles whole (``pickle.dumps``): that is its checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from streams.core.batch import AccountIndex, EventBatch
+from streams.core.dedupe import DEFAULT_DEDUPE_MS, SeenIds
+from streams.core.reciprocity import NON_INTERACTION_KINDS
+from streams.core.replies import DEFAULT_HORIZON_MS, ReplyMatcher
+from streams.core.responsiveness import (
+    SEGMENT_ALL,
+    SEGMENT_SPAM_ADJUSTED,
+    TIER_PREFIX,
+    RequesterTags,
+    ResponsivenessAggregator,
+    WindowFigures,
+)
+from streams.core.sketch import DEFAULT_ALPHA
+from streams.core.tiers import (
+    BASE,
+    DEFAULT_FOLLOWER_BOUNDS,
+    DEFAULT_RANK_WINDOW_MS,
+    DEFAULT_TOP_SHARE,
+    DEFAULT_UPPER_SHARE,
+    TOP,
+    UPPER,
+    TierBook,
+    follower_tiers,
+)
+from streams.core.windows import (
+    DAY_MS,
+    GRACE_MS,
+    NO_TIME,
+    REORDER_MS,
+    WINDOW_SIZES,
+    Event,
+    ReorderBuffer,
+)
+
+_ID_BITS = 31
+_ID_MASK = (1 << _ID_BITS) - 1
+
+# Row layouts, in the sink tables' insert-column order.
+REPLY_RECORD_COLUMNS = (
+    "inbound_event_id", "requester", "responder", "inbound_ts", "answer_event_id", "answer_ts",
+    "latency_ms", "requester_tier", "responder_tier", "in_thread",
+)
+WINDOW_AGGREGATE_COLUMNS = (
+    "account", "window_ms", "window_start", "requester_tier", "spam_adjusted", "inbound",
+    "answered", "pending", "unanswered", "answered_15m", "answered_1h", "answered_24h", "p50_ms",
+    "p90_ms", "p99_ms", "answered_in_thread", "conversation_starts", "late", "final", "version",
+)
+PAIR_COUNT_COLUMNS = ("window_ms", "window_start", "src", "dst", "n", "version")
+TIER_MIXING_COLUMNS = ("window_ms", "window_start", "src_tier", "dst_tier", "n", "version")
+LATE_EVENT_COLUMNS = ("window_ms", "window_start", "kafka_topic", "kafka_partition", "late",
+                      "version")  # fmt: skip
+ALL_TIERS = "all"  # requester_tier of the row over every requester
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The analytics' parameters (METRICS.md defaults); ``streams.config`` fills them."""
+
+    horizon_ms: int = DEFAULT_HORIZON_MS  # H: an answer later than t + H does not count
+    grace_ms: int = GRACE_MS  # a window takes events until stream time ≥ end + grace
+    reorder_ms: int = REORDER_MS  # events shuffled by less than this are matched in order
+    window_sizes: tuple[int, ...] = WINDOW_SIZES
+    tier_bounds: tuple[int, ...] = DEFAULT_FOLLOWER_BOUNDS
+    rank_window_ms: int = DEFAULT_RANK_WINDOW_MS  # rank tiers: inbound over this trailing window
+    top_share: float = DEFAULT_TOP_SHARE
+    upper_share: float = DEFAULT_UPPER_SHARE
+    dedupe_ms: int = DEFAULT_DEDUPE_MS  # how long event ids are remembered (event time)
+    alpha: float = DEFAULT_ALPHA  # latency sketch relative accuracy
+
+    @property
+    def tier_names(self) -> tuple[str, ...]:
+        return (*follower_tiers(self.tier_bounds), TOP, UPPER, BASE)
+
+
+@dataclass
+class Output:
+    """Rows for each sink table, as tuples in the ``*_COLUMNS`` order."""
+
+    reply_records: list[tuple[Any, ...]] = field(default_factory=list)
+    window_aggregates: list[tuple[Any, ...]] = field(default_factory=list)
+    pair_counts: list[tuple[Any, ...]] = field(default_factory=list)
+    tier_mixing: list[tuple[Any, ...]] = field(default_factory=list)
+    late_events: list[tuple[Any, ...]] = field(default_factory=list)
+
+    def tables(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Table name → rows."""
+        return {
+            "reply_records": self.reply_records, "window_aggregates": self.window_aggregates,
+            "pair_counts": self.pair_counts, "tier_mixing": self.tier_mixing,
+            "late_events": self.late_events,
+        }  # fmt: skip
+
+    def __len__(self) -> int:
+        return sum(map(len, self.tables().values()))
+
+
+class _WindowCounts:
+    """Counts per (window size, start) of some integer key, emitted as versioned rows: the
+    touched windows on request, and each window a last time when it closes (then dropped)."""
+
+    def __init__(self) -> None:
+        self.windows: dict[tuple[int, int], Counter[int]] = {}
+        self.touched: set[tuple[int, int]] = set()
+
+    def add(self, size: int, starts: np.ndarray, keys: np.ndarray) -> None:
+        if not len(keys):
+            return
+        first, last = int(starts.min()), int(starts.max())
+        for s in [first] if first == last else np.unique(starts).tolist():
+            k = (size, s)
+            c = self.windows.get(k)
+            if c is None:
+                c = self.windows[k] = Counter()
+            c.update((keys if first == last else keys[starts == s]).tolist())
+            self.touched.add(k)
+
+    def take(self, closed_before: int | None, grace_ms: int) -> list[tuple[int, int, Counter[int]]]:
+        """Touched windows (``closed_before`` None), or windows closed by stream time
+        ``closed_before`` (dropped after)."""
+        if closed_before is None:
+            keys = sorted(self.touched)
+            self.touched.clear()
+            return [(size, start, self.windows[(size, start)]) for size, start in keys]
+        done = sorted(k for k in self.windows if closed_before >= k[1] + k[0] + grace_ms)
+        out = [(size, start, self.windows.pop((size, start))) for size, start in done]
+        self.touched.difference_update(done)
+        return out
+
+    def __len__(self) -> int:
+        return sum(map(len, self.windows.values()))
+
+
+class PartitionEngine:
+    """Everything one Kafka partition's events feed; see the module docstring."""
+
+    def __init__(self, config: EngineConfig, topic: str = "", partition: int = 0) -> None:
+        self.config = config
+        self.topic = topic
+        self.partition = partition
+        self.offset = -1  # last Kafka offset folded in: set by the caller, kept in checkpoints
+        self.accounts = AccountIndex()
+        self.seen = SeenIds(config.dedupe_ms)
+        self.reorder = ReorderBuffer(config.reorder_ms)
+        self.tiers = TierBook(
+            config.tier_bounds, config.rank_window_ms, config.top_share, config.upper_share,
+            accounts=self.accounts,
+        )  # fmt: skip
+        self.tagger = RequesterTags(self.tiers.tiers, set(), config.tier_names)
+        self.matcher = ReplyMatcher(config.horizon_ms, accounts=self.accounts)
+        self.agg = ResponsivenessAggregator(
+            config.window_sizes, config.horizon_ms, config.grace_ms, config.tier_names,
+            config.alpha, self.accounts,
+        )  # fmt: skip
+        self.pairs = _WindowCounts()  # keys: actor id << 31 | target id
+        self.mixing = _WindowCounts()  # keys: actor tier code << 8 | target tier code
+        self.late: dict[tuple[int, int], int] = {}  # one entry per window that had a late event
+        self._late_changed: set[tuple[int, int]] = set()
+        self.stream_time = NO_TIME  # of the events released so far (event-time order)
+        self._rank_day = NO_TIME
+
+    # --- input ---
+
+    def process(self, messages: list[list[Event]]) -> Output:
+        """Fold in messages (lists of validated events) in offset order; rows now due."""
+        fresh = [self.seen.fresh(m) for m in messages]
+        released = self.reorder.push_messages(fresh)
+        out = Output()
+        if released:
+            self._run(released, out)
+        self._closed(out)
+        return out
+
+    def observe_snapshots(self, snapshots: list[dict[str, Any]]) -> None:
+        """Follower counts from account snapshots (the snapshots topic)."""
+        self.tiers.observe_snapshots(snapshots)
+
+    def emit_open(self) -> Output:
+        """Rows of everything changed since it was last emitted, open windows too: call when
+        input pauses, so readers see current figures before windows close."""
+        out = Output()
+        self._window_rows(self.agg.emit_open(), out)
+        self._count_rows(None, out)
+        return out
+
+    def flush(self) -> Output:
+        """Release what the reorder buffer holds (end of input) and emit everything open."""
+        out = Output()
+        held = self.reorder.flush()
+        if held:
+            self._run(held, out)
+        self._closed(out)
+        more = self.emit_open()
+        for name, rows in out.tables().items():
+            rows.extend(more.tables()[name])
+        return out
+
+    def state_size(self) -> dict[str, int]:
+        """Entries held per component (what a checkpoint carries)."""
+        return {
+            "event_ids": len(self.seen), "reorder_held": len(self.reorder),
+            **{f"matcher_{k}": v for k, v in self.matcher.state_size().items()},
+            **{f"windows_{k}": v for k, v in self.agg.state_size().items()},
+            "pair_cells": len(self.pairs), "mixing_cells": len(self.mixing),
+        }  # fmt: skip
+
+    # --- work ---
+
+    def _run(self, events: list[Event], out: Output) -> None:
+        """Events in release order, cut where the UTC day changes (rank tiers move there)."""
+        ts = np.fromiter((e["ts"] for e in events), np.int64, len(events))
+        day = ts - ts % DAY_MS
+        cuts = np.flatnonzero(day[1:] != day[:-1]) + 1
+        bounds = [0, *cuts.tolist(), len(events)]
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            d = int(day[lo])
+            if d > self._rank_day:
+                if self._rank_day != NO_TIME:
+                    self.tiers.rerank(now=d - 1)
+                self._rank_day = d
+            self._chunk(events[lo:hi], ts[lo:hi], out)
+
+    def _chunk(self, events: list[Event], ts: np.ndarray, out: Output) -> None:
+        cfg = self.config
+        b = EventBatch(events, self.accounts)
+        self.tiers.observe_events(b)
+        tags = self.tagger(b)
+        result = self.matcher.process(b, tags)
+        self.agg.consume(result)
+        rep = result.replies
+        if len(rep):
+            out.reply_records.extend(zip(
+                rep.inbound_id.tolist(), rep.requester.tolist(), rep.responder.tolist(),
+                rep.inbound_ts.tolist(), rep.answer_id.tolist(), rep.answer_ts.tolist(),
+                rep.latency_ms.tolist(), self._tier_names(rep.tag),
+                self._tier_names(self.tagger.tier_codes(rep.responder.tolist())),
+                rep.in_thread.astype(np.int64).tolist(), strict=True,
+            ))  # fmt: skip
+        run = np.maximum.accumulate(np.maximum(ts, self.stream_time))
+        self.stream_time = int(run[-1])
+        inter = b.directed(exclude=NON_INTERACTION_KINDS)
+        assert b.actor_ids is not None and b.target_ids is not None
+        pair_keys = (b.actor_ids << _ID_BITS) | b.target_ids
+        rows = np.flatnonzero(inter)
+        mix_keys = np.zeros(len(b), np.int64)
+        if len(rows):
+            target_codes = self.tagger.tier_codes(b.target_array[rows].tolist())
+            mix_keys[rows] = ((tags[rows] & 31) << 8) | target_codes
+        for size in cfg.window_sizes:
+            start = ts - ts % size
+            late = run >= start + size + cfg.grace_ms
+            if late.any():
+                ls, lc = np.unique(start[late], return_counts=True)
+                for s, c in zip(ls.tolist(), lc.tolist(), strict=True):
+                    self.late[(size, s)] = self.late.get((size, s), 0) + c
+                    self._late_changed.add((size, s))
+            ok = inter & ~late
+            self.pairs.add(size, start[ok], pair_keys[ok])
+            self.mixing.add(size, start[ok], mix_keys[ok])
+
+    def _tier_names(self, codes: np.ndarray) -> list[Any]:
+        return self.tagger.tier_names(codes).tolist()  # type: ignore[no-any-return]
+
+    # --- output ---
+
+    def _closed(self, out: Output) -> None:
+        self._window_rows(self.agg.emit(), out)
+        self._count_rows(self.stream_time, out)
+
+    def _window_rows(self, f: WindowFigures, out: Output) -> None:
+        if not len(f):
+            return
+        seg = f.segment.tolist()
+        tier = [ALL_TIERS if s in (SEGMENT_ALL, SEGMENT_SPAM_ADJUSTED) else s[len(TIER_PREFIX):]
+                for s in seg]
+        adjusted = [int(s == SEGMENT_SPAM_ADJUSTED) for s in seg]
+        counted = f.inbound + f.late + f.answered + f.unanswered
+        version = 2 * counted + f.final.astype(np.int64)
+
+        def opt(a: np.ndarray) -> list[float | None]:
+            return [None if v != v else v for v in a.tolist()]  # NaN → NULL
+
+        out.window_aggregates.extend(zip(
+            f.account.tolist(), f.window_ms.tolist(), f.window_start.tolist(), tier, adjusted,
+            f.inbound.tolist(), f.answered.tolist(), f.pending.tolist(), f.unanswered.tolist(),
+            f.answered_15m.tolist(), f.answered_1h.tolist(), f.answered_24h.tolist(),
+            opt(f.p50_ms), opt(f.p90_ms), opt(f.p99_ms), f.answered_in_thread.tolist(),
+            f.conversation_starts.tolist(), f.late.tolist(), f.final.astype(np.int64).tolist(),
+            version.tolist(), strict=True,
+        ))  # fmt: skip
+
+    def _count_rows(self, closed_before: int | None, out: Output) -> None:
+        """Pair counts, tier mixing and late counts: touched ones, or closed windows."""
+        names = self.accounts.names
+        for size, start, counts in self.pairs.take(closed_before, self.config.grace_ms):
+            out.pair_counts.extend(
+                (size, start, names[k >> _ID_BITS], names[k & _ID_MASK], n, n)
+                for k, n in sorted(counts.items())
+            )
+        tiers = (None, *self.config.tier_names)
+        for size, start, counts in self.mixing.take(closed_before, self.config.grace_ms):
+            out.tier_mixing.extend(
+                (size, start, tiers[k >> 8] or BASE, tiers[k & 255] or BASE, n, n)
+                for k, n in sorted(counts.items())
+            )
+        for size, start in sorted(self._late_changed):
+            n = self.late[(size, start)]
+            out.late_events.append((size, start, self.topic, self.partition, n, n))
+        self._late_changed.clear()
