@@ -156,6 +156,10 @@ class NativeBackend:
         self._client.disconnect()
 
 
+class ChdbLocked(RapportError):
+    """Another process (a running worker) owns the chDB data directory."""
+
+
 class ChdbBackend:
     """ClickHouse embedded in this process (chDB); one process owns a data directory.
 
@@ -170,9 +174,9 @@ class ChdbBackend:
         try:
             self._session = session.Session(target.path)
         except RuntimeError as exc:
-            raise RapportError(
+            raise ChdbLocked(
                 f"cannot open chDB at {target.path}: {exc}. chDB allows one process per data "
-                "directory: stop the worker that owns it (rapport worker) and try again"
+                "directory: query through the worker that owns it (its web port), or stop it"
             ) from exc
         self.version = str(self._query("SELECT version() AS v")[0][0])
         self._query(f"CREATE DATABASE IF NOT EXISTS {target.database}")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sinks.url import ClickHouseTarget, parse_clickhouse_url
+from streams.core.engine import EngineConfig
 from streams.errors import ConfigError
 
 SHORT_ENV = {
@@ -71,6 +72,53 @@ class WorkerSettings:
     batch_size: int = 50_000  # rows per ClickHouse insert (per table and partition)
     batch_seconds: float = 1.0  # flush a batch at least this often
     take_messages: int = 100  # Kafka messages taken at a time (an envelope holds up to 500 events)
+    checkpoint_seconds: float = 5.0  # analytics state saved (and input acknowledged) this often
+
+
+@dataclass(frozen=True)
+class AnalyticsSettings:
+    """Definitions' parameters (METRICS.md); changing them changes the figures."""
+
+    horizon_hours: float = 168.0  # H: an answer later than t + H does not count (7 days)
+    grace_minutes: float = 10.0  # a window takes late events until stream time ≥ end + grace
+    reorder_seconds: float = 120.0  # events shuffled by less than this are matched in order
+    window_sizes: str = "1h,1d"  # tumbling windows of responsiveness, pairs and tier mixing
+    tier_bounds: str = "100,1000,10000,100000,1000000"  # follower counts starting T1 … T5
+    rank_top_share: float = 0.01  # without follower counts: top 1% by inbound are "top"
+    rank_upper_share: float = 0.09  # … the next 9% "upper", the rest "base"
+    rank_window_days: float = 7.0  # inbound counted over this trailing window for ranks
+    dedupe_hours: float = 192.0  # event ids remembered this long (event time) to drop repeats
+
+    def engine_config(self) -> EngineConfig:
+        """The analytics core's parameters in milliseconds."""
+        return EngineConfig(
+            horizon_ms=round(self.horizon_hours * HOUR),
+            grace_ms=round(self.grace_minutes * 60_000),
+            reorder_ms=round(self.reorder_seconds * 1000),
+            window_sizes=tuple(parse_duration(w) for w in self.window_sizes.split(",")),
+            tier_bounds=tuple(int(b) for b in self.tier_bounds.split(",")),
+            rank_window_ms=round(self.rank_window_days * 24 * HOUR),
+            top_share=self.rank_top_share,
+            upper_share=self.rank_upper_share,
+            dedupe_ms=round(self.dedupe_hours * HOUR),
+        )
+
+
+HOUR = 3_600_000
+_UNITS = {"s": 1000, "m": 60_000, "h": HOUR, "d": 24 * HOUR}
+
+
+def parse_duration(text: str) -> int:
+    """``90s``, ``15m``, ``1h``, ``1d`` → milliseconds."""
+    t = text.strip().lower()
+    try:
+        value = float(t[:-1])
+        unit = _UNITS[t[-1]]
+    except (ValueError, KeyError, IndexError):
+        raise ConfigError(f"{text!r} is not a duration like 15m, 1h or 1d") from None
+    if value <= 0:
+        raise ConfigError(f"duration {text!r} must be positive")
+    return round(value * unit)
 
 
 @dataclass(frozen=True)
@@ -79,6 +127,7 @@ class Settings:
     clickhouse: ClickHouseSettings = field(default_factory=ClickHouseSettings)
     stack: StackSettings = field(default_factory=StackSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     config_file: str | None = None
 
@@ -114,6 +163,7 @@ SECTIONS: dict[str, type] = {
     "clickhouse": ClickHouseSettings,
     "stack": StackSettings,
     "worker": WorkerSettings,
+    "analytics": AnalyticsSettings,
 }
 
 
@@ -211,6 +261,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         clickhouse=ClickHouseSettings(**ch_values),
         stack=stack,
         worker=worker,
+        analytics=AnalyticsSettings(**values["analytics"]),
         sources=sources,
         config_file=str(config_file) if config_file else None,
     )
@@ -282,6 +333,16 @@ def _validate(s: Settings) -> None:
         raise ConfigError(
             f"kafka.topic_prefix = {s.kafka.topic_prefix!r} is not a valid topic prefix"
         )
+    try:
+        config = s.analytics.engine_config()
+    except ValueError as exc:
+        raise ConfigError(f"analytics settings: {exc}") from None
+    if not 1 <= len(config.window_sizes) <= 2 or config.horizon_ms <= 0:
+        raise ConfigError("analytics.window_sizes takes one or two sizes; horizon_hours > 0")
+    if list(config.tier_bounds) != sorted(set(config.tier_bounds)):
+        raise ConfigError(f"analytics.tier_bounds = {s.analytics.tier_bounds!r} must increase")
+    if s.worker.checkpoint_seconds <= 0:
+        raise ConfigError("worker.checkpoint_seconds must be > 0")
     if s.worker.batch_size < 1 or s.worker.batch_seconds <= 0 or s.worker.take_messages < 1:
         raise ConfigError(
             "worker.batch_size and worker.take_messages must be >= 1, worker.batch_seconds > 0"

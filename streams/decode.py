@@ -1,4 +1,4 @@
-"""One Kafka message of the interactions topic → validated events and dead letters.
+"""One Kafka message of an input topic → validated records and dead letters.
 
 Bad input already in Kafka gets the same treatment as bad rows at publish time: a dead letter
 with where it was (topic/partition/offset, and the event's index in an envelope) and why.
@@ -7,37 +7,57 @@ Plain Python, no Kafka, so it is unit-tested on bytes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import schemas
 from schemas import codec
-from schemas.validate import Rejection, dead_letter, validate_event
+from schemas.validate import Rejection, dead_letter, validate_event, validate_snapshot
 
 Record = dict[str, Any]
 Headers = Sequence[tuple[str, bytes]]
 
 
+VALIDATORS: dict[str, Callable[[Any, int], Any]] = {
+    schemas.INTERACTION: validate_event,
+    schemas.SNAPSHOT: validate_snapshot,
+}
+
+
 def decode_interactions(
     topic: str, partition: int, offset: int, value: bytes | None, headers: Headers, now_ms: int
 ) -> tuple[list[Record], list[Record]]:
-    """(valid events, dead letters) of one message; never raises for bad input."""
+    """(valid events, dead letters) of one interactions message; never raises for bad input."""
+    return decode_records(schemas.INTERACTION, topic, partition, offset, value, headers, now_ms)
+
+
+def decode_records(
+    expected: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    value: bytes | None,
+    headers: Headers,
+    now_ms: int,
+) -> tuple[list[Record], list[Record]]:
+    """(valid records of schema ``expected``, dead letters) of one message."""
     source = f"{topic}/{partition}/{offset}"
     try:
         name, records = codec.decode_message(value, headers)
     except codec.DecodeError as exc:
         rejection = Rejection(exc.reason_code, str(exc))
-        return [], [dead_letter(source, 0, rejection, value or b"", schemas.INTERACTION, now_ms)]
-    if name != schemas.INTERACTION:
-        rejection = Rejection("wrong_header", f"a {name!r} message on the interactions topic")
+        return [], [dead_letter(source, 0, rejection, value or b"", expected, now_ms)]
+    if name != expected:
+        rejection = Rejection("wrong_header", f"a {name!r} message on the {topic} topic")
         return [], [dead_letter(source, 0, rejection, value or b"", name, now_ms)]
-    events: list[Record] = []
+    validate = VALIDATORS[expected]
+    good: list[Record] = []
     letters: list[Record] = []
     for index, record in enumerate(records):
-        result = validate_event(record, now_ms)
+        result = validate(record, now_ms)
         if isinstance(result, Rejection):
             raw = repr(record).encode("utf-8", "replace")
-            letters.append(dead_letter(source, index, result, raw, schemas.INTERACTION, now_ms))
+            letters.append(dead_letter(source, index, result, raw, expected, now_ms))
         else:
-            events.append(result)
-    return events, letters
+            good.append(result)
+    return good, letters

@@ -30,14 +30,28 @@ def run_foreground(settings: Settings, loglevel: str = "info") -> None:
 
     from sinks.backends import connect
     from sinks.migrations import migrate
-    from streams.agents import ingest
+    from streams import agents, web
     from streams.app import create_app
+    from streams.topics import ensure_topics
 
+    ensure_topics(settings)
     app = create_app(settings)
     backend = connect(settings.clickhouse_target)
     migrate(backend, settings.clickhouse.cluster or None)
-    ingest.install(app, settings, backend)
-    Worker(app, loglevel=loglevel, redirect_stdouts=False).execute_from_commandline()
+    agents.install(app, settings, backend)
+    web.install(app, backend)
+    code = 0
+    try:
+        Worker(app, loglevel=loglevel, redirect_stdouts=False).execute_from_commandline()
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        backend.close()
+    # Leave without running native libraries' exit-time destructors: chDB's can crash when
+    # client threads (Kafka, aiohttp) are still winding down, turning a clean stop into SIGSEGV.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def consumer_lag(settings: Settings, topics: Iterable[str], timeout: float = 60.0) -> int:

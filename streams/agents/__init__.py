@@ -1,1 +1,46 @@
-"""Faust agents: thin wiring from Kafka topics to the analytics core and the sinks."""
+"""Faust agents: thin wiring from Kafka topics to the ``Pipeline`` (and through it to the
+analytics core and the sinks)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import faust
+
+from sinks.backends import Backend
+from streams.agents.pipeline import Pipeline
+from streams.config import Settings
+
+
+def install(app: faust.App, settings: Settings, backend: Backend) -> Pipeline:
+    """Agents for the interactions and snapshots topics, the checkpoint timer and the
+    rebalance hook, all sharing one ``Pipeline``."""
+    pipeline = Pipeline(app, settings, backend)
+    take, every = settings.worker.take_messages, settings.worker.batch_seconds
+
+    def raw_topic(name: str) -> Any:
+        return app.topic(settings.topic(name), key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw")  # fmt: skip
+
+    @app.agent(raw_topic("interactions"), name="interactions")
+    async def interactions(stream: faust.StreamT) -> None:
+        pipeline.streams[settings.topic("interactions")] = stream
+        # noack_take: acks are the pipeline's to give (take would ack even when a store fails)
+        async for events in cast(faust.Stream, stream).noack_take(take, every):
+            await pipeline.interactions(events)
+
+    @app.agent(raw_topic("snapshots"), name="snapshots")
+    async def snapshots(stream: faust.StreamT) -> None:
+        pipeline.streams[settings.topic("snapshots")] = stream
+        async for events in cast(faust.Stream, stream).noack_take(take, every):
+            await pipeline.snapshots(events)
+
+    @app.timer(every)
+    async def checkpoint_when_due() -> None:
+        await pipeline.maybe_checkpoint()
+
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        pipeline.revoked(revoked)
+
+    return pipeline

@@ -61,13 +61,38 @@ _ID_MASK = (1 << _ID_BITS) - 1
 
 # Row layouts, in the sink tables' insert-column order.
 REPLY_RECORD_COLUMNS = (
-    "inbound_event_id", "requester", "responder", "inbound_ts", "answer_event_id", "answer_ts",
-    "latency_ms", "requester_tier", "responder_tier", "in_thread",
+    "inbound_event_id",
+    "requester",
+    "responder",
+    "inbound_ts",
+    "answer_event_id",
+    "answer_ts",
+    "latency_ms",
+    "requester_tier",
+    "responder_tier",
+    "in_thread",
 )
 WINDOW_AGGREGATE_COLUMNS = (
-    "account", "window_ms", "window_start", "requester_tier", "spam_adjusted", "inbound",
-    "answered", "pending", "unanswered", "answered_15m", "answered_1h", "answered_24h", "p50_ms",
-    "p90_ms", "p99_ms", "answered_in_thread", "conversation_starts", "late", "final", "version",
+    "account",
+    "window_ms",
+    "window_start",
+    "requester_tier",
+    "spam_adjusted",
+    "inbound",
+    "answered",
+    "pending",
+    "unanswered",
+    "answered_15m",
+    "answered_1h",
+    "answered_24h",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "answered_in_thread",
+    "conversation_starts",
+    "late",
+    "final",
+    "version",
 )
 PAIR_COUNT_COLUMNS = ("window_ms", "window_start", "src", "dst", "n", "version")
 TIER_MIXING_COLUMNS = ("window_ms", "window_start", "src_tier", "dst_tier", "n", "version")
@@ -282,7 +307,7 @@ class PartitionEngine:
             self.mixing.add(size, start[ok], mix_keys[ok])
 
     def _tier_names(self, codes: np.ndarray) -> list[Any]:
-        return self.tagger.tier_names(codes).tolist()  # type: ignore[no-any-return]
+        return list(self.tagger.tier_names(codes).tolist())
 
     # --- output ---
 
@@ -294,8 +319,10 @@ class PartitionEngine:
         if not len(f):
             return
         seg = f.segment.tolist()
-        tier = [ALL_TIERS if s in (SEGMENT_ALL, SEGMENT_SPAM_ADJUSTED) else s[len(TIER_PREFIX):]
-                for s in seg]
+        tier = [
+            ALL_TIERS if s in (SEGMENT_ALL, SEGMENT_SPAM_ADJUSTED) else s[len(TIER_PREFIX) :]
+            for s in seg
+        ]
         adjusted = [int(s == SEGMENT_SPAM_ADJUSTED) for s in seg]
         counted = f.inbound + f.late + f.answered + f.unanswered
         version = 2 * counted + f.final.astype(np.int64)
