@@ -109,6 +109,9 @@ class NativeBackend:
         rows = self._run("SELECT version()")
         self.version = str(rows[0][0])
         self._run(f"CREATE DATABASE IF NOT EXISTS {target.database}")
+        # unqualified names in users' queries mean the sink's database (from reconnect on)
+        self._client.connection.database = target.database
+        self._client.disconnect()
 
     def _run(
         self, sql: str, data: Any = None, settings: Mapping[str, Any] | None = None
@@ -180,6 +183,7 @@ class ChdbBackend:
             ) from exc
         self.version = str(self._query("SELECT version() AS v")[0][0])
         self._query(f"CREATE DATABASE IF NOT EXISTS {target.database}")
+        self._query(f"USE {target.database}")  # unqualified names mean the sink's database
         self._column_types: dict[str, dict[str, str]] = {}
 
     def _query(self, sql: str) -> list[tuple[Any, ...]]:

@@ -143,6 +143,7 @@ WINDOW_AGGREGATES = Table(
     (
         Column("account", "String"),
         *_window_columns(),
+        Column("kafka_partition", "UInt32"),  # each input partition aggregates its own dyads
         Column("requester_tier", LOW_CARDINALITY),  # 'all' for the row over every tier
         Column("spam_adjusted", "UInt8"),  # 1: inbound from accounts under alert excluded
         Column("inbound", "UInt64"),
@@ -165,7 +166,8 @@ WINDOW_AGGREGATES = Table(
         _time_of("window_start", "window_time"),
     ),
     ReplacingMergeTree(
-        order_by=("account", "window_ms", "window_start", "requester_tier", "spam_adjusted"),
+        order_by=("account", "window_ms", "window_start", "kafka_partition", "requester_tier",
+                  "spam_adjusted"),
         version="version",
         partition_by=_MONTH_OF_WINDOW,
     ),
@@ -192,6 +194,7 @@ TIER_MIXING = Table(
     "tier_mixing",
     (
         *_window_columns(),
+        Column("kafka_partition", "UInt32"),
         Column("src_tier", LOW_CARDINALITY),
         Column("dst_tier", LOW_CARDINALITY),
         Column("n", "UInt64"),
@@ -199,7 +202,7 @@ TIER_MIXING = Table(
         _time_of("window_start", "window_time"),
     ),
     ReplacingMergeTree(
-        order_by=("window_ms", "window_start", "src_tier", "dst_tier"),
+        order_by=("window_ms", "window_start", "kafka_partition", "src_tier", "dst_tier"),
         version="version",
         partition_by=_MONTH_OF_WINDOW,
     ),

@@ -78,6 +78,16 @@ def parse_clickhouse_url(url: str) -> ClickHouseTarget:
     )
 
 
+def with_database(url: str, database: str) -> str:
+    """``url`` pointing at another database (same server or chDB directory)."""
+    _check_database(database)
+    target = parse_clickhouse_url(url)
+    if target.kind == "chdb":
+        return f"chdb://{target.path}?database={database}"
+    parts = urlsplit(url.strip())
+    return parts._replace(path=f"/{database}").geturl()
+
+
 def _check_database(name: str) -> None:
     if not name.replace("_", "").isalnum():
         raise ConfigError(f"ClickHouse database name {name!r} must be letters, digits and _")

@@ -190,18 +190,134 @@ def db_migrate(ctx: Context) -> None:
 )
 @pass_ctx
 def sql_cmd(ctx: Context, query: str, params: tuple[str, ...]) -> None:
-    """Run one read-only query (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) against the sink."""
-    from sinks.backends import connect
-    from sinks.sql import check_read_only
+    """Run one read-only query (SELECT, WITH, SHOW, DESCRIBE, EXPLAIN) against the sink.
 
-    check_read_only(query)
-    bound = dict(p.split("=", 1) for p in params)
-    backend = connect(ctx.settings.clickhouse_target)
+    Unqualified table names are the sink's database. Works while a worker owns the embedded
+    chDB too (the query goes through the worker's HTTP API).
+    """
+    from streams.query import open_querier
+
+    bound = {}
+    for p in params:
+        name, sep, value = p.partition("=")
+        if not sep or not name:
+            raise RapportError(f"--param {p!r}: use NAME=VALUE")
+        bound[name] = value
+    q = open_querier(ctx.settings)
     try:
-        for row in backend.execute(query, bound or None):
+        for row in q.query(query, bound or None):
             click.echo("\t".join("" if v is None else str(v) for v in row))
     finally:
-        backend.close()
+        q.close()
+
+
+@cli.command("report")
+@click.argument("name", type=click.Choice(["responsiveness", "reciprocity", "tiers", "rich-club",
+                                           "spam", "account"]))  # fmt: skip
+@click.option("--window", default="all", show_default=True, help="all, or the latest 1h / 1d.")
+@click.option(
+    "--tier", default=None, help="Only responders of this tier (T0…T5, top, upper, base)."
+)
+@click.option("--account", default=None, help="Only this account (required by 'account').")
+@click.option("--limit", default=20, show_default=True, help="Rows per section (rich-club: k).")
+@click.option(
+    "--labels",
+    type=click.Path(exists=True),
+    default=None,
+    help="spam: a labels file (account,role,rules CSV or a Cresci users.csv).",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)  # fmt: skip
+@pass_ctx
+def report_cmd(
+    ctx: Context,
+    name: str,
+    window: str,
+    tier: str | None,
+    account: str | None,
+    limit: int,
+    labels: str | None,
+    fmt: str,
+) -> None:
+    """Print a report from the sink: responsiveness (by account, tier, requester tier),
+    reciprocity, tiers (mixing matrix), rich-club, spam (alerts; precision/recall with
+    --labels) or account (one account's full profile)."""
+    from streams.query import open_querier
+    from streams.reports import REPORTS, Reports, Scope, render
+
+    q = open_querier(ctx.settings)
+    try:
+        reports = Reports(q, ctx.settings.analytics.engine_config())
+        scope = Scope(window, tier, account, limit, labels)
+        click.echo(render(REPORTS[name](reports, scope), fmt))
+    finally:
+        q.close()
+
+
+@cli.command("analyze")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--format", "-f", "fmt", required=True, help="Input format (as for publish).")
+@click.option("--kind", default=None, help="snap: the event kind of every edge (default MESSAGE).")
+@click.option("--platform", default=None, help="Platform name stored with each event.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@pass_ctx
+def analyze_cmd(
+    ctx: Context,
+    paths: tuple[str, ...],
+    fmt: str,
+    kind: str | None,
+    platform: str | None,
+    as_json: bool,
+) -> None:
+    """Analyze an export in one go: local Kafka and embedded chDB as needed, a fresh run,
+    every event processed, the reports printed; the run's database stays queryable."""
+    from pathlib import Path
+
+    from streams.analyze import analyze, print_figures
+
+    options = {k: v for k, v in {"kind": kind, "platform": platform}.items() if v is not None}
+    figures = analyze(ctx.settings, [Path(p) for p in paths], fmt, options, quiet=False)
+    if as_json:
+        click.echo(json.dumps(figures, indent=2, default=str))
+    else:
+        print_figures(figures)
+
+
+@cli.command("simulate")
+@click.option("--accounts", default=5000, show_default=True, help="Accounts in the network.")
+@click.option("--days", default=3.0, show_default=True, help="Days of event time.")
+@click.option("--seed", default=1, show_default=True, help="Same seed, same network.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Write events.jsonl, snapshots.csv, labels.csv and truth.json here.",
+)
+@click.option("--publish", "publish", is_flag=True, help="Publish it to Kafka as well.")
+@pass_ctx
+def simulate_cmd(
+    ctx: Context, accounts: int, days: float, seed: int, out: str | None, publish: bool
+) -> None:
+    """A synthetic social network with ground truth: tiers, experts, brands, communities,
+    every spammer type of rules R1–R8 and hard negatives. Deterministic for a seed."""
+    from pathlib import Path
+
+    from streams.publish import ProgressBar, Publisher, print_summary
+    from streams.simulate import import_runs, run
+
+    if out is None and not publish:
+        raise RapportError("nothing to do: give --out DIR and/or --publish")
+    try:
+        sim = run(accounts, days, seed, Path(out) if out else None)
+    except ValueError as exc:
+        raise RapportError(str(exc)) from exc
+    click.echo(json.dumps(sim.summary(), indent=2), err=publish)
+    if publish:
+        with Publisher(ctx.settings) as publisher:
+            for r in import_runs(sim):
+                with ProgressBar("publish", None) as bar:
+                    publisher.run(r, bar.advance)
+        print_summary(publisher.summary, ctx.settings)
 
 
 @cli.command("worker")
@@ -209,10 +325,8 @@ def sql_cmd(ctx: Context, query: str, params: tuple[str, ...]) -> None:
 @pass_ctx
 def worker_cmd(ctx: Context, loglevel: str) -> None:
     """Run the pipeline worker (Faust) in the foreground."""
-    from streams.topics import ensure_topics
     from streams.worker import run_foreground
 
-    ensure_topics(ctx.settings)
     run_foreground(ctx.settings, loglevel)
 
 

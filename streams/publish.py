@@ -97,6 +97,9 @@ class Pacer:
         return self._start + due - time.monotonic()
 
 
+END_OF_INPUT = ("rapport-control", b"end-of-input")
+
+
 class Publisher:
     """Send records to Rapport's topics; call ``close()`` (or use ``with``) to flush."""
 
@@ -223,6 +226,17 @@ class Publisher:
         self.summary.messages += 1
         self.summary.published += len(events)
 
+    def end_of_input(self) -> None:
+        """Tell the worker a finished input ends here (one marker per partition): events it
+        holds back for reordering are released at this point of the stream, not left waiting
+        for later events that a file will never bring."""
+        self._flush_envelopes()
+        for part in range(self._partitions):
+            self._producer.send(
+                self.settings.topic("interactions"), value=b"", headers=[END_OF_INPUT],
+                partition=part,
+            )  # fmt: skip
+
     def _flush_envelopes(self) -> None:
         for part in list(self._buffers):
             self._send_envelope(part)
@@ -301,6 +315,7 @@ def publish_files(
             run = read(fmt, path, **chosen)
             with ProgressBar(Path(path).name, estimate_items(path), hidden=quiet) as bar:
                 publisher.run(run, bar.advance)
+        publisher.end_of_input()
         publisher.flush()
         summary = publisher.summary
     if not quiet:

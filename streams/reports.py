@@ -50,6 +50,7 @@ class Scope:
     tier: str | None = None
     account: str | None = None
     limit: int = 20
+    labels: str | None = None  # spam: a labels file to score alerts against
 
 
 class Reports:
@@ -166,8 +167,9 @@ class Reports:
                     _add(groups["tier"], tier_of(account), c)
             else:
                 _add(groups["matrix"], (tier_of(account), req_tier), c)
-        lat_by: dict[str, dict[Any, list[int]]] = {k: {} for k in ("all", "account", "tier",
-                                                                   "matrix")}
+        lat_by: dict[str, dict[Any, list[int]]] = {
+            k: {} for k in ("all", "account", "tier", "matrix")
+        }
         for responder, req_tier, ms in lat:
             lat_by["all"].setdefault("all", []).append(ms)
             lat_by["account"].setdefault(responder, []).append(ms)
@@ -200,9 +202,7 @@ class Reports:
         per = account_reciprocity(pairs)
         gt = give_take(pairs)
         keep = _keeper(scope, self.tier_of)
-        volume = sorted(
-            (a for a in gt if keep(a)), key=lambda a: (-(gt[a].given + gt[a].taken), a)
-        )
+        volume = sorted((a for a in gt if keep(a)), key=lambda a: (-(gt[a].given + gt[a].taken), a))
         return Report(
             "reciprocity",
             {"window": scope.window, "directed_pairs": rec.edges, "mutual_pairs": rec.mutual,
@@ -382,6 +382,12 @@ def _table(rows: Iterable[Mapping[str, Any]], vertical: bool = False) -> str:
     cells = [[_cell(r.get(c)) for c in cols] for r in rows]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     lines = ["   " + "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
-    lines += ["   " + "  ".join(v.rjust(w) if v[:1].isdigit() or v[:1] == "-" else v.ljust(w)
-                               for v, w in zip(row, widths, strict=True)) for row in cells]
+    lines += [
+        "   "
+        + "  ".join(
+            v.rjust(w) if v[:1].isdigit() or v[:1] == "-" else v.ljust(w)
+            for v, w in zip(row, widths, strict=True)
+        )
+        for row in cells
+    ]
     return "\n".join(lines)

@@ -41,6 +41,7 @@ from streams.config import Settings
 from streams.core.engine import Output, PartitionEngine
 from streams.core.tiers import follower_tier
 from streams.decode import decode_records
+from streams.publish import END_OF_INPUT
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 2.0
@@ -109,16 +110,21 @@ class Pipeline:
             now_ms = time.time_ns() // 1_000_000
             for p, part in _by_partition(events).items():
                 engine = self._engine(p, part[0])
-                messages: list[list[dict[str, Any]]] = []
+                messages: list[list[dict[str, Any]] | None] = []
                 for event in part:
                     m = event.message
                     if m.offset <= engine.offset:
                         continue  # folded in before the checkpoint it was restored from
+                    headers = _headers(m)
+                    at = {(m.topic, m.partition): m.offset}
+                    if END_OF_INPUT in headers:
+                        messages.append(None)  # release what waits for reordering, here
+                        await self._add(INTERACTIONS, [], at)  # its position, to be acked
+                        continue
                     good, letters = decode_records(
                         schemas.INTERACTION, m.topic, m.partition, m.offset, m.value,
-                        _headers(m), now_ms,
+                        headers, now_ms,
                     )  # fmt: skip
-                    at = {(m.topic, m.partition): m.offset}
                     await self._letters(letters, at)
                     await self._add(
                         INTERACTIONS, [interaction_row(e, m.topic, p, m.offset) for e in good], at

@@ -95,7 +95,8 @@ WINDOW_AGGREGATE_COLUMNS = (
     "version",
 )
 PAIR_COUNT_COLUMNS = ("window_ms", "window_start", "src", "dst", "n", "version")
-TIER_MIXING_COLUMNS = ("window_ms", "window_start", "src_tier", "dst_tier", "n", "version")
+TIER_MIXING_COLUMNS = ("window_ms", "window_start", "kafka_partition", "src_tier", "dst_tier", "n",
+                       "version")  # fmt: skip
 LATE_EVENT_COLUMNS = ("window_ms", "window_start", "kafka_topic", "kafka_partition", "late",
                       "version")  # fmt: skip
 ALL_TIERS = "all"  # requester_tier of the row over every requester
@@ -209,15 +210,32 @@ class PartitionEngine:
 
     # --- input ---
 
-    def process(self, messages: list[list[Event]]) -> Output:
-        """Fold in messages (lists of validated events) in offset order; rows now due."""
-        fresh = [self.seen.fresh(m) for m in messages]
-        released = self.reorder.push_messages(fresh)
+    def process(self, messages: list[list[Event] | None]) -> Output:
+        """Fold in messages (lists of validated events) in offset order; rows now due.
+
+        ``None`` is an end-of-input marker (a publisher finished a file): everything held for
+        reordering is released there. It is a message like any other, so a replay releases at
+        the same point.
+        """
         out = Output()
-        if released:
-            self._run(released, out)
+        segment: list[list[Event]] = []
+        for m in messages:
+            if m is not None:
+                segment.append(self.seen.fresh(m))
+                continue
+            self._release(segment, out)
+            segment = []
+            held = self.reorder.flush()
+            if held:
+                self._run(held, out)
+        self._release(segment, out)
         self._closed(out)
         return out
+
+    def _release(self, messages: list[list[Event]], out: Output) -> None:
+        released = self.reorder.push_messages(messages) if messages else []
+        if released:
+            self._run(released, out)
 
     def observe_snapshots(self, snapshots: list[dict[str, Any]]) -> None:
         """Follower counts from account snapshots (the snapshots topic)."""
@@ -229,18 +247,6 @@ class PartitionEngine:
         out = Output()
         self._window_rows(self.agg.emit_open(), out)
         self._count_rows(None, out)
-        return out
-
-    def flush(self) -> Output:
-        """Release what the reorder buffer holds (end of input) and emit everything open."""
-        out = Output()
-        held = self.reorder.flush()
-        if held:
-            self._run(held, out)
-        self._closed(out)
-        more = self.emit_open()
-        for name, rows in out.tables().items():
-            rows.extend(more.tables()[name])
         return out
 
     def state_size(self) -> dict[str, int]:
@@ -331,7 +337,8 @@ class PartitionEngine:
             return [None if v != v else v for v in a.tolist()]  # NaN → NULL
 
         out.window_aggregates.extend(zip(
-            f.account.tolist(), f.window_ms.tolist(), f.window_start.tolist(), tier, adjusted,
+            f.account.tolist(), f.window_ms.tolist(), f.window_start.tolist(),
+            [self.partition] * len(f), tier, adjusted,
             f.inbound.tolist(), f.answered.tolist(), f.pending.tolist(), f.unanswered.tolist(),
             f.answered_15m.tolist(), f.answered_1h.tolist(), f.answered_24h.tolist(),
             opt(f.p50_ms), opt(f.p90_ms), opt(f.p99_ms), f.answered_in_thread.tolist(),
@@ -350,7 +357,7 @@ class PartitionEngine:
         tiers = (None, *self.config.tier_names)
         for size, start, counts in self.mixing.take(closed_before, self.config.grace_ms):
             out.tier_mixing.extend(
-                (size, start, tiers[k >> 8] or BASE, tiers[k & 255] or BASE, n, n)
+                (size, start, self.partition, tiers[k >> 8] or BASE, tiers[k & 255] or BASE, n, n)
                 for k, n in sorted(counts.items())
             )
         for size, start in sorted(self._late_changed):

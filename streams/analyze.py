@@ -1,0 +1,200 @@
+"""``rapport analyze PATH --format F``: the one-shot job for a user with an export.
+
+Brings up what it needs (local Kafka unless one is configured; the embedded chDB by default),
+publishes the file into a fresh run (its own topic prefix and database), runs a worker until
+everything is stored and committed, then prints the reports — and leaves the run's database
+queryable. Progress goes to stderr, so ``--json`` output stays clean on stdout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from sinks.url import with_database
+from streams import stack
+from streams.config import Settings
+from streams.errors import RapportError
+from streams.query import LocalQuerier
+from streams.reports import Reports, Scope
+from streams.topics import ensure_topics
+from streams.worker import WorkerProcess, consumer_lag
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _listening(bootstrap: str) -> bool:
+    """Something accepts connections at the first bootstrap address (a running broker)."""
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def run_settings(settings: Settings, run: str) -> tuple[Settings, dict[str, str]]:
+    """Settings of a fresh run (topic prefix and database ``run``), and the worker's env."""
+    url = with_database(settings.clickhouse.url, run.replace("-", "_"))
+    port = _free_port()
+    settings = dataclasses.replace(
+        settings,
+        kafka=dataclasses.replace(settings.kafka, topic_prefix=run),
+        clickhouse=dataclasses.replace(settings.clickhouse, url=url),
+        worker=dataclasses.replace(settings.worker, web_port=port),
+    )
+    env = {
+        "RAPPORT_KAFKA": settings.kafka.bootstrap, "RAPPORT_CLICKHOUSE": url,
+        "RAPPORT_KAFKA__TOPIC_PREFIX": run, "RAPPORT_WORKER__WEB_PORT": str(port),
+    }  # fmt: skip
+    return settings, env
+
+
+def analyze(
+    settings: Settings,
+    paths: Sequence[Path],
+    fmt: str,
+    options: dict[str, Any],
+    *,
+    quiet: bool = False,
+    repeat: int = 1,
+    on_half: Callable[[WorkerProcess], WorkerProcess] | None = None,
+) -> dict[str, Any]:
+    """Publish ``paths`` (``repeat`` times) into a fresh run, process them, return figures.
+
+    ``on_half`` (tests): called once half the messages are committed, returns the worker to
+    keep waiting on (e.g. a new one after killing the first).
+    """
+    from streams.importers import read
+    from streams.publish import ProgressBar, Publisher, estimate_items
+
+    def say(text: str) -> None:
+        if not quiet:
+            click.secho(text, bold=True, err=True)
+
+    if settings.sources.get("kafka.bootstrap", "").startswith("default") and not _listening(
+        settings.kafka.bootstrap
+    ):
+        for name, what in stack.up(settings, ("kafka",)):
+            say(f"    {name:<11} {what}")
+    run = f"analyze-{uuid.uuid4().hex[:10]}"
+    settings, env = run_settings(settings, run)
+    ensure_topics(settings)
+    log = settings.var_path / "logs" / f"{run}.log"
+    say(f"run {run}: sink {settings.clickhouse_target.display()}, worker log {log}")
+    worker = WorkerProcess(settings, env, log).start()
+    started = time.monotonic()
+    try:
+        with Publisher(settings) as publisher:
+            for _ in range(repeat):
+                for path in paths:
+                    with ProgressBar(f"publish {path.name}", estimate_items(path),
+                                     hidden=quiet) as bar:  # fmt: skip
+                        publisher.run(read(fmt, path, **options), bar.advance)
+            publisher.end_of_input()
+        summary = publisher.summary
+        topics = [settings.topic("interactions"), settings.topic("snapshots")]
+        worker = _wait(worker, topics, quiet, on_half)
+        seconds = time.monotonic() - started
+    finally:
+        worker.stop()
+    if summary.published == 0:
+        raise RapportError(f"nothing to analyze: every record was rejected ({summary.rejected})")
+    q = LocalQuerier(settings)
+    try:
+        reports = Reports(q, settings.analytics.engine_config())
+        resp = reports.responsiveness(Scope())
+        recip = reports.reciprocity(Scope())
+        tiers = reports.tier_mixing(Scope())
+        club = reports.rich_club(Scope(limit=0))
+        ((stored,),) = q.query(f"SELECT uniqExact(event_id) FROM {q.database}.interactions")
+    finally:
+        q.close()
+    s, r = resp.summary, recip.summary
+    return {
+        "run": run, "sink": settings.clickhouse_target.display(),
+        "published": summary.published, "rejected": summary.rejected, "stored_events": stored,
+        "seconds": round(seconds, 1), "events_per_second": round(summary.published / seconds),
+        "inbound": s["inbound"], "answered": s["answered"], "pending": s["pending"],
+        "unanswered": s["unanswered"], "response_rate": s["rate"],
+        "latency_p50_s": s.get("p50_s"), "latency_p90_s": s.get("p90_s"),
+        "latency_p99_s": s.get("p99_s"), "directed_pairs": r["directed_pairs"],
+        "reciprocity_r": r["r"], "reciprocity_rho": r["rho"],
+        "rich_club_rho": club.summary["rho_rc"],
+        "reports": {x.title: x.as_json() for x in (resp, recip, tiers, club)},
+    }  # fmt: skip
+
+
+def _wait(
+    worker: WorkerProcess,
+    topics: list[str],
+    quiet: bool,
+    on_half: Callable[[WorkerProcess], WorkerProcess] | None,
+) -> WorkerProcess:
+    """Until the worker has committed everything, with a progress line on stderr."""
+    total = max(1, consumer_lag(worker.settings, topics))
+    deadline = time.monotonic() + 1800
+    while True:
+        if not worker.alive():
+            raise RapportError(f"the worker exited; see its log {worker.log}")
+        lag = consumer_lag(worker.settings, topics)
+        if not quiet:
+            sys.stderr.write(f"\r  processing: {total - lag:,}/{total:,} messages stored and "
+                             "committed")  # fmt: skip
+            sys.stderr.flush()
+        if lag == 0:
+            break
+        if on_half is not None and lag <= total // 2:
+            worker, on_half = on_half(worker), None
+        if time.monotonic() > deadline:
+            raise RapportError(f"the worker did not finish in 30 min; see its log {worker.log}")
+        time.sleep(0.5)
+    if not quiet:
+        sys.stderr.write("\n")
+    return worker
+
+
+def kill_and_restart(worker: WorkerProcess) -> WorkerProcess:
+    """SIGKILL the worker (no clean shutdown) and start a new one on the same run."""
+    assert worker.proc is not None
+    os.kill(worker.proc.pid, signal.SIGKILL)
+    worker.proc.wait()
+    return WorkerProcess(worker.settings, worker.env, worker.log).start()
+
+
+def print_figures(figures: dict[str, Any]) -> None:
+    from streams.reports import Report, render
+
+    lines = [
+        f"{figures['published']:,} events published ({figures['rejected']:,} rejected), "
+        f"{figures['stored_events']:,} stored; {figures['seconds']} s end to end "
+        f"({figures['events_per_second']:,} events/s)",
+    ]
+    click.echo("\n".join(lines))
+    for body in figures["reports"].values():
+        report = Report(
+            body["report"],
+            body["summary"],
+            {k: v for k, v in body.items() if k not in ("report", "summary")},
+        )
+        click.echo("\n" + render(report, "table"))
+    db = figures["sink"]
+    click.echo(
+        f"\nThe run stays queryable (sink {db}):\n"
+        f"    RAPPORT_CLICKHOUSE='{db}' rapport report responsiveness --window all\n"
+        f"    RAPPORT_CLICKHOUSE='{db}' rapport sql \"SELECT count() FROM interactions\"\n"
+    )

@@ -1,0 +1,178 @@
+"""R3 near-duplicate text: one actor sends ≥ 5 near-duplicate texts to different targets or
+threads within 1 h.
+
+Texts are those of addressing events to another account. When a text arrives, its group is the
+text plus the actor's earlier texts in the window that are its near-duplicates (``minhash``:
+word-bigram Jaccard ≥ 0.5); the rule fires when the group reaches ≥ 5 distinct targets, or ≥ 5
+distinct threads (``conversation_id``, else ``in_reply_to``). Someone sending one message five
+times to one friend in one thread does not fire it.
+
+Texts are kept raw and sketched only once their actor has enough texts in the window to fire:
+most accounts never do, and sketching is most of the cost.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from typing import NamedTuple
+
+import numpy as np
+
+from streams.core.spam.alerts import Alert, AlertLog, Evidence
+from streams.core.spam.config import SpamConfig
+from streams.core.spam.frame import Frame
+from streams.core.spam.minhash import U32, U64, MinHasher, near_duplicates
+from streams.core.spam.spans import Expiry, expire_keys
+from streams.core.windows import HOUR_MS, NO_TIME
+
+RULE = "R3"
+ALERT_WINDOW_MS = HOUR_MS
+
+
+Sketch = tuple[U32, U64]  # LSH band keys, sorted distinct shingles
+
+
+class Text(NamedTuple):
+    """One sent text: raw until its actor could fire, then sketched (``text`` dropped). A
+    tuple: the garbage collector stops tracking tuples of atoms."""
+
+    ts: int
+    event_id: str
+    target: str
+    thread: str | None
+    text: str | None
+    sketch: Sketch | None
+
+
+class Sent:
+    """An actor's texts in the trailing window, in arrival order."""
+
+    __slots__ = ("top", "texts")
+
+    def __init__(self) -> None:
+        self.top = NO_TIME
+        self.texts: list[Text] = []
+
+
+class NearDuplicateRule:
+    """Per actor: texts sent in the trailing window, sketched when they could matter."""
+
+    rule = RULE
+
+    def __init__(self, config: SpamConfig, log: AlertLog) -> None:
+        self.window_ms = config.r3_window_ms
+        self.min_texts = config.r3_min_texts
+        self.min_jaccard = config.r3_min_jaccard
+        self.samples = config.samples
+        self.hasher = MinHasher(config.r3_bands, config.r3_rows)
+        self.log = log
+        self.actors: dict[str, Sent] = {}
+        self._expiry = Expiry(self.window_ms)
+
+    def process(self, frame: Frame) -> list[Alert]:
+        b = frame.batch
+        rows = frame.addressing
+        texts = b.field("text", rows)
+        keep = [i for i, x in enumerate(texts) if isinstance(x, str) and x]
+        if not keep:
+            return []
+        rows = rows[keep]
+        texts = [texts[i] for i in keep]
+        convs = b.field("conversation_id", rows)
+        parents = b.field("in_reply_to", rows)
+        actors = [b.actor[r] for r in rows.tolist()]
+        busy = self._busy(actors)
+        if busy:
+            self._sketch(busy, actors, texts)
+        out: list[Alert] = []
+        ts, eids, targets, window = frame.ts_list, b.event_id, b.target, self.window_ms
+        for i, row in enumerate(rows.tolist()):
+            actor, t = actors[i], ts[row]
+            pending = busy.get(actor)
+            sketch = None if pending is None else pending.popleft()
+            sent = self.actors.get(actor)
+            if sent is None:
+                sent = self.actors[actor] = Sent()
+            elif t <= sent.top - window:  # before the window (lateness > window)
+                continue
+            if t > sent.top:
+                sent.top = t
+                if sent.texts and sent.texts[0].ts <= t - window:
+                    sent.texts = [x for x in sent.texts if x.ts > t - window]
+            thread = convs[i] if convs[i] is not None else parents[i]
+            if sketch is None:  # cannot fire yet: keep the text raw
+                sent.texts.append(Text(t, eids[row], str(targets[row]), thread, texts[i], None))
+                continue
+            text = Text(t, eids[row], str(targets[row]), thread, None, sketch)
+            sent.texts.append(text)
+            if len(sent.texts) >= self.min_texts:
+                alert = self._judge(row, actor, sent, text, texts[i])
+                if alert is not None:
+                    out.append(alert)
+        return out
+
+    def _busy(self, actors: list[str]) -> dict[str, deque[Sketch]]:
+        """Actors with enough texts (window + batch) to fire, each with an empty sketch queue."""
+        busy: dict[str, deque[Sketch]] = {}
+        for actor, n in Counter(actors).items():
+            sent = self.actors.get(actor)
+            if n + (len(sent.texts) if sent is not None else 0) >= self.min_texts:
+                busy[actor] = deque()
+        return busy
+
+    def _sketch(self, busy: dict[str, deque[Sketch]], actors: list[str], texts: list[str]) -> None:
+        """Sketch the busy actors' unsketched kept texts (in place) and new texts (into
+        ``busy``, in arrival order), in one vectorised pass."""
+        kept = [
+            (sent, j)
+            for a in busy
+            if (sent := self.actors.get(a)) is not None
+            for j, t in enumerate(sent.texts)
+            if t.sketch is None
+        ]
+        raw = [sent.texts[j].text or "" for sent, j in kept]
+        new = [i for i, a in enumerate(actors) if a in busy]
+        sk = self.hasher.sketch(raw + [texts[i] for i in new])
+        for k, (sent, j) in enumerate(kept):
+            sent.texts[j] = sent.texts[j]._replace(text=None, sketch=(sk.bands[k], sk.shingles[k]))
+        for j, i in enumerate(new, len(kept)):
+            busy[actors[i]].append((sk.bands[j], sk.shingles[j]))
+
+    def _judge(self, row: int, actor: str, sent: Sent, text: Text, raw: str) -> Alert | None:
+        edge = sent.top - self.window_ms
+        index = [(t, t.sketch) for t in sent.texts[:-1] if t.ts > edge and t.sketch is not None]
+        if len(index) + 1 < self.min_texts or text.sketch is None:
+            return None
+        hit = near_duplicates(
+            *text.sketch,
+            np.stack([s[0] for _, s in index]),
+            [s[1] for _, s in index],
+            self.min_jaccard,
+        )
+        group = [text, *(index[j][0] for j in hit.tolist())]
+        targets = len({t.target for t in group})
+        threads = len({t.thread for t in group if t.thread is not None})
+        if max(targets, threads) < self.min_texts:
+            return None
+        group.sort(key=_text_order)
+        evidence = Evidence(
+            {"near_duplicates": len(group), "targets": targets, "threads": threads},
+            tuple(t.event_id for t in group[: self.samples]),
+            f"near-duplicates to distinct targets {targets} or threads {threads} >= "
+            f"{self.min_texts}; Jaccard >= {self.min_jaccard:.2f}",
+            text_sample=raw,
+        )
+        return self.log.emit(
+            row, RULE, actor, sent.top, ALERT_WINDOW_MS, evidence, group[0].ts, group[-1].ts
+        )
+
+    def expire(self, now: int) -> None:
+        if self._expiry.due(now):
+            expire_keys(self.actors, now - self.window_ms)
+
+    def state_size(self) -> int:
+        return sum(len(s.texts) for s in self.actors.values()) + len(self.actors)
+
+
+def _text_order(t: Text) -> tuple[int, str]:
+    return t.ts, t.event_id

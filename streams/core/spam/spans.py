@@ -1,0 +1,135 @@
+"""Trailing windows per key, shared by the rules: what "within 1 h" means, in one place.
+
+A key's window is ``(top − window, top]``, ``top`` being the latest event time seen for that key
+(never the wall clock). Each rule judges a key when one of its events arrives, in arrival order,
+so the verdict depends only on the events and their order, never on how they were cut into
+batches; an event arriving at most the lateness allowance out of order is judged in the window
+of the key's latest event.
+
+``TrailingSet`` holds the distinct elements seen in a key's window (targets, actors, event ids),
+each with its latest time and event id, and expires them as ``top`` moves on. Its memory is
+bounded by the events in one window; ``cap`` bounds it further where only "at least N" matters
+(the N latest elements decide that). ``expire_keys`` drops whole keys once stream time has left
+their window: state shrinks as stream time passes, even for keys that never see another event.
+A pass looks at every key, so ``Expiry`` runs it once per quarter of the time keys are kept
+(at least hourly): a bounded share of the work, for at most a quarter more state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, MutableMapping
+from heapq import heappop, heappush
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+from streams.core.windows import HOUR_MS, NO_TIME
+
+
+class Entry(NamedTuple):
+    """One element's latest sighting in a window: time, event id, and the rule's ``mark``
+    (counted by the set, e.g. "new target"). A tuple: sets hold many, and the garbage
+    collector stops tracking tuples of atoms."""
+
+    ts: int
+    event_id: str
+    mark: bool
+
+
+class TrailingSet:
+    """Distinct elements of one key seen in ``(top − window_ms, top]``; ``marked``: how many
+    carry a mark. An element seen again keeps its mark (that of its first sighting in the
+    window) and takes the later time and event id."""
+
+    __slots__ = ("window_ms", "cap", "top", "entries", "marked", "_heap")
+
+    def __init__(self, window_ms: int, cap: int | None = None) -> None:
+        self.window_ms = window_ms
+        self.cap = cap
+        self.top = NO_TIME
+        self.entries: dict[Any, Entry] = {}
+        self.marked = 0
+        self._heap: list[tuple[int, Any]] = []  # (ts, element), stale ones skipped on pop
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def add(self, element: Hashable, ts: int, event_id: str, mark: bool = False) -> Entry | None:
+        """Count a sighting; None when it falls before the window (nothing changes then)."""
+        if ts > self.top:
+            self.top = ts
+            self._drop_until(ts - self.window_ms)  # first: an expired element comes back new
+        elif ts <= self.top - self.window_ms:
+            return None
+        entry = self.entries.get(element)
+        if entry is None:
+            entry = self.entries[element] = Entry(ts, event_id, mark)
+            self.marked += mark
+            heappush(self._heap, (ts, element))
+        elif ts > entry.ts:
+            entry = self.entries[element] = Entry(ts, event_id, entry.mark)
+            heappush(self._heap, (ts, element))
+        if self.cap is not None:
+            while len(self.entries) > self.cap:
+                self._drop_oldest()
+        return entry
+
+    def remove(self, element: Hashable) -> None:
+        entry = self.entries.pop(element, None)
+        if entry is not None:
+            self.marked -= entry.mark
+
+    def _drop_until(self, edge: int) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= edge:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        ts, element = heappop(self._heap)
+        entry = self.entries.get(element)
+        if entry is not None and entry.ts == ts:  # else stale: the element was seen later
+            del self.entries[element]
+            self.marked -= entry.mark
+
+    def sample(self, k: int) -> tuple[str, ...]:
+        """Event ids of the ``k`` earliest elements (by time, then id)."""
+        return tuple(e.event_id for e in sorted(self.entries.values(), key=_entry_order)[:k])
+
+    def first_seen(self) -> int:
+        return min(e.ts for e in self.entries.values())
+
+
+def _entry_order(e: Entry) -> tuple[int, str]:
+    return e.ts, e.event_id
+
+
+class Topped(Protocol):
+    """Per-key state that knows its key's latest event time."""
+
+    @property
+    def top(self) -> int: ...
+
+
+T = TypeVar("T", bound=Topped)
+
+
+def expire_keys(states: MutableMapping[Any, T], before: int) -> None:
+    """Drop the keys whose latest event is at or before ``before`` (their window is over for
+    good: callers pass stream time − lateness − window)."""
+    stale = [k for k, s in states.items() if s.top <= before]
+    for k in stale:
+        del states[k]
+
+
+class Expiry:
+    """When the next pass over keys kept ``keep_ms`` after their last event is due."""
+
+    __slots__ = ("every_ms", "next")
+
+    def __init__(self, keep_ms: int, every_ms: int | None = None) -> None:
+        self.every_ms = every_ms if every_ms is not None else max(HOUR_MS, keep_ms // 4)
+        self.next = NO_TIME
+
+    def due(self, now: int) -> bool:
+        if now < self.next:
+            return False
+        self.next = now + self.every_ms
+        return True

@@ -1,0 +1,87 @@
+"""R3 near-duplicate texts to different targets or threads."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streams.core.windows import window_bounds
+from tests.core.helpers import HOUR, MIN, T0, ev
+from tests.core.spam.builders import names, near_duplicates, only, run, sends
+
+CFG = only("R3")
+
+
+def texted(events: list[dict[str, object]], texts: list[str]) -> list[dict[str, object]]:
+    return [dict(e, text=t) for e, t in zip(events, texts, strict=True)]
+
+
+def test_r3_five_near_duplicates_to_five_targets() -> None:
+    texts = near_duplicates(6)
+    alerts = run(texted(sends("dup", names("t", 6), T0 + MIN, 2 * MIN, "REPLY"), texts), CFG)
+    assert len(alerts) == 1
+    a = alerts[0]
+    assert (a.rule, a.actor, a.severity) == ("R3", "dup", "medium")
+    assert (a.window_start, a.window_end) == window_bounds(T0 + 9 * MIN, HOUR)
+    assert a.evidence.counts == {"near_duplicates": 5, "targets": 5, "threads": 0}
+    assert a.evidence.sample_event_ids == tuple(f"dup:{i}" for i in range(5))
+    assert a.evidence.text_sample == texts[4]
+    assert (a.first_seen, a.last_seen) == (T0 + MIN, T0 + 9 * MIN)
+
+
+def test_r3_one_target_many_threads() -> None:
+    stream = texted(sends("dup", ["t"] * 5, T0, MIN, "REPLY"), near_duplicates(5))
+    for i, e in enumerate(stream):
+        e["conversation_id"] = f"thread{i}"
+    (a,) = run(stream, CFG)
+    assert a.evidence.counts == {"near_duplicates": 5, "targets": 1, "threads": 5}
+
+
+def test_r3_near_misses() -> None:
+    assert run(texted(sends("dup", names("t", 4), T0), near_duplicates(4)), CFG) == []
+    # the same message five times to one friend, in one thread
+    same = texted(sends("dup", ["t"] * 5, T0, kind="REPLY"), [near_duplicates(1)[0]] * 5)
+    for e in same:
+        e["in_reply_to"] = "root"
+    assert run(same, CFG) == []
+    # five copies to five targets, first and fifth an hour apart
+    assert run(texted(sends("dup", names("t", 5), T0, 15 * MIN), near_duplicates(5)), CFG) == []
+    # five unrelated texts
+    rng = np.random.default_rng(2)
+    other = [" ".join(f"w{k}" for k in rng.integers(0, 500, 12)) for _ in range(5)]
+    assert run(texted(sends("dup", names("t", 5), T0), other), CFG) == []
+    # posts are not sent to anyone
+    posts = [
+        ev(f"p{i}", "dup", None, T0 + i * MIN, "POST", text=t)
+        for i, t in enumerate(near_duplicates(5))
+    ]
+    assert run(posts, CFG) == []
+
+
+def test_r3_newsletter_mail_merge_is_not_near_duplicate() -> None:
+    rng = np.random.default_rng(5)
+    texts = [
+        f"Hello friend, this week: {' '.join(f'w{k}' for k in rng.integers(0, 300, 8))}"
+        for _ in range(40)
+    ]
+    assert run(texted(sends("news", names("sub", 40), T0, 10_000, "MESSAGE"), texts), CFG) == []
+
+
+def test_r3_texts_kept_before_the_actor_was_busy_are_sketched_later() -> None:
+    # three copies in one batch, two more (plus one unrelated) in the next: the first three
+    # were kept raw and are sketched when the actor can reach five
+    texts = near_duplicates(5)
+    stream = texted(
+        sends("dup", names("t", 6), T0, MIN), [*texts[:3], "unrelated words here", *texts[3:]]
+    )
+    assert len(run(stream, CFG, cuts=[3])) == len(run(stream, CFG)) == 1
+
+
+def test_r3_a_text_before_the_window_is_skipped_in_place() -> None:
+    # with a lateness allowance longer than the window, a text can arrive before its actor's
+    # window: it is left out, and the texts after it keep their own sketches
+    texts = near_duplicates(5)
+    stream = texted(sends("dup", names("t", 5), T0 + 2 * HOUR, MIN), texts)
+    stream.insert(2, ev("old", "dup", "z", T0, "MENTION", text="a very old unrelated text"))
+    (a,) = run(stream, only("R3", lateness_ms=3 * HOUR))
+    assert a.evidence.counts == {"near_duplicates": 5, "targets": 5, "threads": 0}
+    assert a.evidence.text_sample == texts[4]
