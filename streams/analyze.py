@@ -99,24 +99,26 @@ def analyze(
     worker = WorkerProcess(settings, env, log).start()
     started = time.monotonic()
     try:
-        with Publisher(settings) as publisher:
-            for _ in range(repeat):
+        published = 0
+        for _ in range(repeat):  # each repeat a separate producer session, as a user would
+            with Publisher(settings) as publisher:
                 for path in paths:
                     with ProgressBar(f"publish {path.name}", estimate_items(path),
                                      hidden=quiet) as bar:  # fmt: skip
                         publisher.run(read(fmt, path, **options), bar.advance)
-            publisher.end_of_input()
+                publisher.end_of_input()
+            published += publisher.summary.published
         summary = publisher.summary
         topics = [settings.topic("interactions"), settings.topic("snapshots")]
         worker = _wait(worker, topics, quiet, on_half)
         seconds = time.monotonic() - started
     finally:
         worker.stop()
-    if summary.published == 0:
+    if published == 0:
         raise RapportError(f"nothing to analyze: every record was rejected ({summary.rejected})")
     q = LocalQuerier(settings)
     try:
-        reports = Reports(q, settings.analytics.engine_config())
+        reports = Reports(q, settings.engine_config())
         resp = reports.responsiveness(Scope())
         recip = reports.reciprocity(Scope())
         tiers = reports.tier_mixing(Scope())
@@ -127,8 +129,8 @@ def analyze(
     s, r = resp.summary, recip.summary
     return {
         "run": run, "sink": settings.clickhouse_target.display(),
-        "published": summary.published, "rejected": summary.rejected, "stored_events": stored,
-        "seconds": round(seconds, 1), "events_per_second": round(summary.published / seconds),
+        "published": published, "rejected": summary.rejected, "stored_events": stored,
+        "seconds": round(seconds, 1), "events_per_second": round(published / seconds),
         "inbound": s["inbound"], "answered": s["answered"], "pending": s["pending"],
         "unanswered": s["unanswered"], "response_rate": s["rate"],
         "latency_p50_s": s.get("p50_s"), "latency_p90_s": s.get("p90_s"),

@@ -247,11 +247,30 @@ def report_cmd(
 
     q = open_querier(ctx.settings)
     try:
-        reports = Reports(q, ctx.settings.analytics.engine_config())
+        reports = Reports(q, ctx.settings.engine_config())
         scope = Scope(window, tier, account, limit, labels)
         click.echo(render(REPORTS[name](reports, scope), fmt))
     finally:
         q.close()
+
+
+@cli.command("alerts")
+@click.option("--follow", "-f", is_flag=True, help="Keep watching: new alerts appear live.")
+@click.option("--rule", default=None, help="Only this rule (R1 … R8).")
+@click.option("--since", default=None, help="Only alerts published in the last 15m, 1h, 1d …")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="json: one alert per line, for scripts.")  # fmt: skip
+@pass_ctx
+def alerts_cmd(ctx: Context, follow: bool, rule: str | None, since: str | None, fmt: str) -> None:
+    """Spam alerts with their evidence, from the alerts topic (Ctrl-C stops --follow)."""
+    from streams.alerts import show, watch
+
+    try:
+        n = show(watch(ctx.settings, follow=follow, rule=rule, since=since), fmt == "json")
+    except KeyboardInterrupt:
+        return
+    if fmt == "table":
+        click.echo(f"{n} alert(s)", err=True)
 
 
 @cli.command("analyze")

@@ -19,6 +19,7 @@ from typing import Any
 
 from sinks.url import ClickHouseTarget, parse_clickhouse_url
 from streams.core.engine import EngineConfig
+from streams.core.spam import SpamConfig
 from streams.errors import ConfigError
 
 SHORT_ENV = {
@@ -89,9 +90,10 @@ class AnalyticsSettings:
     rank_window_days: float = 7.0  # inbound counted over this trailing window for ranks
     dedupe_hours: float = 192.0  # event ids remembered this long (event time) to drop repeats
 
-    def engine_config(self) -> EngineConfig:
-        """The analytics core's parameters in milliseconds."""
+    def engine_config(self, spam: SpamConfig | None = None) -> EngineConfig:
+        """The analytics core's parameters in milliseconds (and the spam rules')."""
         return EngineConfig(
+            spam=spam or SpamConfig(),
             horizon_ms=round(self.horizon_hours * HOUR),
             grace_ms=round(self.grace_minutes * 60_000),
             reorder_ms=round(self.reorder_seconds * 1000),
@@ -128,12 +130,17 @@ class Settings:
     stack: StackSettings = field(default_factory=StackSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     analytics: AnalyticsSettings = field(default_factory=AnalyticsSettings)
+    spam: SpamConfig = field(default_factory=SpamConfig)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
     config_file: str | None = None
 
     @property
     def var_path(self) -> Path:
         return Path(self.stack.var_dir).resolve()
+
+    def engine_config(self) -> EngineConfig:
+        """Everything the analytics core needs, from the analytics and spam sections."""
+        return self.analytics.engine_config(self.spam)
 
     @property
     def clickhouse_target(self) -> ClickHouseTarget:
@@ -164,6 +171,7 @@ SECTIONS: dict[str, type] = {
     "stack": StackSettings,
     "worker": WorkerSettings,
     "analytics": AnalyticsSettings,
+    "spam": SpamConfig,  # thresholds and windows of rules R1–R8; ``enabled`` switches them
 }
 
 
@@ -185,6 +193,11 @@ def _coerce(section: str, key: str, raw: Any, kind: Any, origin: str) -> Any:
             return int(raw)
         if kind in ("float", float):
             return float(raw)
+        if kind == "tuple[str, ...]":
+            items = raw.split(",") if isinstance(raw, str) else raw
+            if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+                raise ValueError
+            return tuple(i.strip() for i in items if i.strip())
         if kind in ("str", str):
             if not isinstance(raw, (str, int, float)):
                 raise ValueError
@@ -262,11 +275,19 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         stack=stack,
         worker=worker,
         analytics=AnalyticsSettings(**values["analytics"]),
+        spam=_spam(values["spam"]),
         sources=sources,
         config_file=str(config_file) if config_file else None,
     )
     _validate(settings)
     return settings
+
+
+def _spam(values: dict[str, Any]) -> SpamConfig:
+    try:
+        return SpamConfig(**values)
+    except ValueError as exc:
+        raise ConfigError(f"spam settings: {exc}") from None
 
 
 def _apply(

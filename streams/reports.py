@@ -285,12 +285,88 @@ class Reports:
         )  # fmt: skip
 
 
+    def spam(self, scope: Scope) -> Report:
+        """Alerts by rule, top offenders and, with ``--labels``, precision and recall."""
+        where, params = "", {}
+        if scope.window != "all":
+            ((latest,),) = self.q.query(f"SELECT max(window_end) FROM {self.db}.spam_alerts")
+            where = "WHERE window_end > %(lo)s"
+            params = {"lo": int(latest or 0) - WINDOWS[scope.window]}
+        alerts = self.q.query(
+            f"SELECT rule, actor, evidence FROM {self.db}.spam_alerts "
+            f"FINAL {where} ORDER BY window_start, rule, actor",
+            params,
+        )
+        by_rule: dict[str, set[str]] = {}
+        count: dict[str, int] = {}
+        offenders: dict[str, list[Any]] = {}
+        for rule, actor, evidence in alerts:
+            by_rule.setdefault(rule, set()).add(actor)
+            count[rule] = count.get(rule, 0) + 1
+            o = offenders.setdefault(actor, [0, set(), ""])
+            o[0] += 1
+            o[1].add(rule)
+            o[2] = json.loads(evidence).get("detail", "")
+        top = sorted(offenders.items(), key=lambda kv: (-kv[1][0], kv[0]))[: scope.limit]
+        sections: dict[str, list[Row]] = {
+            "by_rule": [{"rule": r, "alerts": count[r], "actors": len(a)}
+                        for r, a in sorted(by_rule.items())],
+            "top_offenders": [{"actor": a, "alerts": n, "rules": ",".join(sorted(rules)),
+                               "evidence": detail} for a, (n, rules, detail) in top],
+        }  # fmt: skip
+        if scope.labels:
+            sections["scores"] = score_labels(scope.labels, by_rule)
+        return Report(
+            "spam", {"window": scope.window, "alerts": len(alerts), "actors": len(offenders)},
+            sections,
+        )
+
+
+def score_labels(path: str, by_rule: Mapping[str, set[str]]) -> list[Row]:
+    """Precision/recall of each rule (and of any alert) against a labels file: the
+    simulator's ``labels.csv`` (account,role,rules) or a Cresci-2015 users file (bought fake
+    followers are the positives; accounts outside the file are not scored)."""
+    from streams.importers.snapshots import is_fake, labels_from_csv
+
+    with open(path, encoding="utf-8") as fh:
+        header = fh.readline().strip().split(",")
+    truth: dict[str, set[str]] = {}
+    if header[:3] == ["account", "role", "rules"]:
+        labelled = set()
+        with open(path, encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                labelled.add(row["account"])
+                rules = {r for r in row["rules"].split(";") if r}
+                for r in rules:
+                    truth.setdefault(r, set()).add(row["account"])
+                if rules:
+                    truth.setdefault("any", set()).add(row["account"])
+    else:
+        labels = labels_from_csv(path)
+        labelled = {a for a, label in labels.items() if is_fake(label) is not None}
+        fakes = {a for a in labelled if is_fake(labels[a])}
+        truth = {r: fakes for r in by_rule} | {"any": fakes}
+    flagged_any = set().union(*by_rule.values()) if by_rule else set()
+    out = []
+    for rule in sorted({*truth, *by_rule} - {"any"}) + ["any"]:
+        predicted = (flagged_any if rule == "any" else by_rule.get(rule, set())) & labelled
+        actual = truth.get(rule, set())
+        tp = len(predicted & actual)
+        out.append({
+            "rule": rule, "flagged": len(predicted), "labelled_positive": len(actual),
+            "true_positive": tp, "precision": _r(tp / len(predicted) if predicted else None, 3),
+            "recall": _r(tp / len(actual) if actual else None, 3),
+        })  # fmt: skip
+    return out
+
+
 REPORTS: dict[str, Callable[[Reports, Scope], Report]] = {
     "responsiveness": Reports.responsiveness,
     "reciprocity": Reports.reciprocity,
     "tiers": Reports.tier_mixing,
     "rich-club": Reports.rich_club,
     "account": Reports.account,
+    "spam": Reports.spam,
 }
 
 

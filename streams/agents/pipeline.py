@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import faust
@@ -31,6 +32,7 @@ from sinks.tables import (
     LATE_EVENTS,
     PAIR_COUNTS,
     REPLY_RECORDS,
+    SPAM_ALERTS,
     TIER_MIXING,
     WINDOW_AGGREGATES,
     Table,
@@ -39,6 +41,7 @@ from sinks.writer import BackpressureError, DeadLetter, SinkDown, Writer
 from streams.agents.checkpoints import EngineStore
 from streams.config import Settings
 from streams.core.engine import Output, PartitionEngine
+from streams.core.spam import SpamDetector
 from streams.core.tiers import follower_tier
 from streams.decode import decode_records
 from streams.publish import END_OF_INPUT
@@ -46,7 +49,8 @@ from streams.publish import END_OF_INPUT
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 2.0
 DERIVED: dict[str, Table] = {
-    t.name: t for t in (REPLY_RECORDS, WINDOW_AGGREGATES, PAIR_COUNTS, TIER_MIXING, LATE_EVENTS)
+    t.name: t
+    for t in (REPLY_RECORDS, WINDOW_AGGREGATES, PAIR_COUNTS, TIER_MIXING, LATE_EVENTS, SPAM_ALERTS)
 }
 Row = tuple[Any, ...]
 Offsets = dict[tuple[str, int], int]
@@ -78,12 +82,18 @@ class Pipeline:
     def __init__(self, app: faust.App, settings: Settings, backend: Backend) -> None:
         self.app = app
         self.settings = settings
-        self.config = settings.analytics.engine_config()
+        self.config = settings.engine_config()
         self.interactions_topic = settings.topic("interactions")
         self.dead_letters = app.topic(
             settings.topic("dead-letters"), key_type=bytes, value_type=bytes,
             key_serializer="raw", value_serializer="raw",
         )  # fmt: skip
+        self.alerts = app.topic(
+            settings.topic("alerts"), key_type=bytes, value_type=bytes,
+            key_serializer="raw", value_serializer="raw",
+        )  # fmt: skip
+        # profile alerts (R8) from snapshots, once per worker rather than in every engine
+        self.profile_rule = SpamDetector(replace(self.config.spam, enabled=("R8",)))
         self.store = EngineStore(app, settings)
         self.engines: dict[int, PartitionEngine] = {}
         self.checkpointed: dict[int, int] = {}  # partition -> offset covered by saved state
@@ -161,6 +171,8 @@ class Pipeline:
                 for p, engine in self.engines.items():
                     engine.observe_snapshots(good)
                     self.changed.add(p)
+                if "R8" in self.config.spam.enabled:
+                    await self._output(Output(alerts=self.profile_rule.observe_snapshots(good)))
             self.unacked.extend(events)
             await self._flush(force=False)
 
@@ -187,7 +199,14 @@ class Pipeline:
         await self._add(DEAD_LETTERS, [dead_letter_row(x) for x in letters], at)
 
     async def _output(self, out: Output) -> None:
-        """Derived rows: versioned by content, so they need no offsets to be replay-safe."""
+        """Alerts to the alerts topic at once (watchers see them live; a replay after a crash
+        may repeat one, same ``alert_id``); derived rows to the writer: versioned by content,
+        so they need no offsets to be replay-safe."""
+        for alert in out.alerts:
+            await self.alerts.send(
+                key=alert.actor.encode(), value=codec.encode(alert.to_record(), schemas.ALERT),
+                headers=schemas.kafka_headers(schemas.ALERT),
+            )  # fmt: skip
         for name, rows in out.tables().items():
             if rows:
                 await self._add(DERIVED[name], rows, {})

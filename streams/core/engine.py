@@ -5,8 +5,9 @@ are dropped (``SeenIds``), events are put in event-time order (``ReorderBuffer``
 message so the result never depends on how a consumer batched the messages), then per UTC day
 of event time (rank tiers move at day boundaries): tiers, requester tags, reply matching,
 responsiveness, pair counts, tier mixing and late counts. Out come rows for ``reply_records``,
-``window_aggregates``, ``pair_counts``, ``tier_mixing`` and ``late_events`` (column order as
-in ``sinks.tables``; checked by a test).
+``window_aggregates``, ``pair_counts``, ``tier_mixing``, ``late_events`` and ``spam_alerts``
+(column order as in ``sinks.tables``; checked by a test). The spam rules (R1–R8) run on the same
+ordered events; accounts under an active alert give the spam-adjusted responsiveness.
 
 Every emitted row carries a version that is a function of its content (counts only grow), so
 the same window always gets the same version however often or when it was emitted: a replay
@@ -16,6 +17,7 @@ the row with the most data. An engine pickles whole (``pickle.dumps``): that is 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,7 @@ from streams.core.responsiveness import (
     WindowFigures,
 )
 from streams.core.sketch import DEFAULT_ALPHA
+from streams.core.spam import Alert, SpamConfig, SpamDetector
 from streams.core.tiers import (
     BASE,
     DEFAULT_FOLLOWER_BOUNDS,
@@ -73,30 +76,16 @@ REPLY_RECORD_COLUMNS = (
     "in_thread",
 )
 WINDOW_AGGREGATE_COLUMNS = (
-    "account",
-    "window_ms",
-    "window_start",
-    "requester_tier",
-    "spam_adjusted",
-    "inbound",
-    "answered",
-    "pending",
-    "unanswered",
-    "answered_15m",
-    "answered_1h",
-    "answered_24h",
-    "p50_ms",
-    "p90_ms",
-    "p99_ms",
-    "answered_in_thread",
-    "conversation_starts",
-    "late",
-    "final",
-    "version",
-)
+    "account", "window_ms", "window_start", "kafka_partition", "requester_tier", "spam_adjusted",
+    "inbound", "answered", "pending", "unanswered", "answered_15m", "answered_1h",
+    "answered_24h", "p50_ms", "p90_ms", "p99_ms", "answered_in_thread", "conversation_starts",
+    "late", "final", "version",
+)  # fmt: skip
 PAIR_COUNT_COLUMNS = ("window_ms", "window_start", "src", "dst", "n", "version")
 TIER_MIXING_COLUMNS = ("window_ms", "window_start", "kafka_partition", "src_tier", "dst_tier", "n",
                        "version")  # fmt: skip
+SPAM_ALERT_COLUMNS = ("alert_id", "rule", "actor", "severity", "window_start", "window_end",
+                      "evidence", "first_seen", "last_seen")  # fmt: skip
 LATE_EVENT_COLUMNS = ("window_ms", "window_start", "kafka_topic", "kafka_partition", "late",
                       "version")  # fmt: skip
 ALL_TIERS = "all"  # requester_tier of the row over every requester
@@ -116,6 +105,7 @@ class EngineConfig:
     upper_share: float = DEFAULT_UPPER_SHARE
     dedupe_ms: int = DEFAULT_DEDUPE_MS  # how long event ids are remembered (event time)
     alpha: float = DEFAULT_ALPHA  # latency sketch relative accuracy
+    spam: SpamConfig = field(default_factory=SpamConfig)  # rules R1–R8
 
     @property
     def tier_names(self) -> tuple[str, ...]:
@@ -131,13 +121,14 @@ class Output:
     pair_counts: list[tuple[Any, ...]] = field(default_factory=list)
     tier_mixing: list[tuple[Any, ...]] = field(default_factory=list)
     late_events: list[tuple[Any, ...]] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)  # new alerts, for the alerts topic
 
     def tables(self) -> dict[str, list[tuple[Any, ...]]]:
         """Table name → rows."""
         return {
             "reply_records": self.reply_records, "window_aggregates": self.window_aggregates,
             "pair_counts": self.pair_counts, "tier_mixing": self.tier_mixing,
-            "late_events": self.late_events,
+            "late_events": self.late_events, "spam_alerts": [alert_row(a) for a in self.alerts],
         }  # fmt: skip
 
     def __len__(self) -> int:
@@ -196,6 +187,7 @@ class PartitionEngine:
             accounts=self.accounts,
         )  # fmt: skip
         self.tagger = RequesterTags(self.tiers.tiers, set(), config.tier_names)
+        self.spam = SpamDetector(config.spam, self.accounts)
         self.matcher = ReplyMatcher(config.horizon_ms, accounts=self.accounts)
         self.agg = ResponsivenessAggregator(
             config.window_sizes, config.horizon_ms, config.grace_ms, config.tier_names,
@@ -238,7 +230,8 @@ class PartitionEngine:
             self._run(released, out)
 
     def observe_snapshots(self, snapshots: list[dict[str, Any]]) -> None:
-        """Follower counts from account snapshots (the snapshots topic)."""
+        """Follower counts from account snapshots (the snapshots topic) for tiers. (Profile
+        alerts from snapshots are raised once per worker, not here in every partition.)"""
         self.tiers.observe_snapshots(snapshots)
 
     def emit_open(self) -> Output:
@@ -256,6 +249,7 @@ class PartitionEngine:
             **{f"matcher_{k}": v for k, v in self.matcher.state_size().items()},
             **{f"windows_{k}": v for k, v in self.agg.state_size().items()},
             "pair_cells": len(self.pairs), "mixing_cells": len(self.mixing),
+            **{f"spam_{k}": v for k, v in self.spam.state_size().items()},
         }  # fmt: skip
 
     # --- work ---
@@ -277,29 +271,37 @@ class PartitionEngine:
     def _chunk(self, events: list[Event], ts: np.ndarray, out: Output) -> None:
         cfg = self.config
         b = EventBatch(events, self.accounts)
-        self.tiers.observe_events(b)
-        tags = self.tagger(b)
+        assert b.actor_ids is not None and b.target_ids is not None
+        n = len(b)
+        # Tiers as of each event (its own follower count counts), not as of the batch's end:
+        # the same whatever batches the stream came in.
+        tier_at = self._tier_lookup(b)
+        actor_codes = tier_at(b.actor_ids, b.actor, inclusive=True)
+        inter = b.directed(exclude=NON_INTERACTION_KINDS)
+        rows = np.flatnonzero(inter)
+        target_codes = tier_at(b.target_ids[rows], b.target_array[rows].tolist(),
+                               inclusive=False, at=rows)  # fmt: skip
+        self.tiers.observe_events(b)  # only now: the lookups above see the book as it was
+        out.alerts.extend(self.spam.process(b))
+        tags = self.tagger.pack(actor_codes, self.spam.flagged(b.actor, ts))
         result = self.matcher.process(b, tags)
         self.agg.consume(result)
         rep = result.replies
         if len(rep):
+            at = dict(zip(b.event_id, range(n), strict=True))
+            answers = np.fromiter(map(at.__getitem__, rep.answer_id.tolist()), np.int64, len(rep))
             out.reply_records.extend(zip(
                 rep.inbound_id.tolist(), rep.requester.tolist(), rep.responder.tolist(),
                 rep.inbound_ts.tolist(), rep.answer_id.tolist(), rep.answer_ts.tolist(),
                 rep.latency_ms.tolist(), self._tier_names(rep.tag),
-                self._tier_names(self.tagger.tier_codes(rep.responder.tolist())),
+                self._tier_names(actor_codes[answers]),  # the responder acts in the answer
                 rep.in_thread.astype(np.int64).tolist(), strict=True,
             ))  # fmt: skip
         run = np.maximum.accumulate(np.maximum(ts, self.stream_time))
         self.stream_time = int(run[-1])
-        inter = b.directed(exclude=NON_INTERACTION_KINDS)
-        assert b.actor_ids is not None and b.target_ids is not None
         pair_keys = (b.actor_ids << _ID_BITS) | b.target_ids
-        rows = np.flatnonzero(inter)
-        mix_keys = np.zeros(len(b), np.int64)
-        if len(rows):
-            target_codes = self.tagger.tier_codes(b.target_array[rows].tolist())
-            mix_keys[rows] = ((tags[rows] & 31) << 8) | target_codes
+        mix_keys = np.zeros(n, np.int64)
+        mix_keys[rows] = (actor_codes[rows] << 8) | target_codes
         for size in cfg.window_sizes:
             start = ts - ts % size
             late = run >= start + size + cfg.grace_ms
@@ -311,6 +313,34 @@ class PartitionEngine:
             ok = inter & ~late
             self.pairs.add(size, start[ok], pair_keys[ok])
             self.mixing.add(size, start[ok], mix_keys[ok])
+
+    def _tier_lookup(self, b: EventBatch) -> Any:
+        """``tier_at(ids, names, inclusive, at)``: tier codes of accounts at batch positions
+        ``at`` (default 0…n-1): their latest follower count carried by an event of this batch
+        before (or at, ``inclusive``) that position, else the tier book as the batch began."""
+        n = len(b)
+        fol, any_fol = b.column("followers")
+        assert b.actor_ids is not None
+        pos = np.flatnonzero(fol != None) if any_fol else np.zeros(0, np.int64)  # noqa: E711
+        order = np.lexsort((pos, b.actor_ids[pos]))
+        obs_id, obs_pos = b.actor_ids[pos][order], pos[order]
+        bucket = np.searchsorted(np.asarray(self.config.tier_bounds), fol[obs_pos].astype(np.int64),
+                                 "right") if len(pos) else obs_pos  # fmt: skip
+        keys = obs_id * n + obs_pos
+        book = self.tagger.tier_codes
+
+        def tier_at(ids: np.ndarray, names: list[str], inclusive: bool,
+                    at: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+            codes = book(names)
+            if len(keys):
+                where = np.arange(len(ids)) if at is None else at
+                j = np.searchsorted(keys, ids * n + where, "right" if inclusive else "left") - 1
+                jj = np.maximum(j, 0)
+                hit = (j >= 0) & (obs_id[jj] == ids)
+                codes = np.where(hit, bucket[jj] + 1, codes)  # follower tier k has code k + 1
+            return codes
+
+        return tier_at
 
     def _tier_names(self, codes: np.ndarray) -> list[Any]:
         return list(self.tagger.tier_names(codes).tolist())
@@ -364,3 +394,10 @@ class PartitionEngine:
             n = self.late[(size, start)]
             out.late_events.append((size, start, self.topic, self.partition, n, n))
         self._late_changed.clear()
+
+
+def alert_row(a: Alert) -> tuple[Any, ...]:
+    """A ``spam_alerts`` row: the evidence as JSON text."""
+    evidence = json.dumps(a.to_record()["evidence"], sort_keys=True)
+    return (a.alert_id, a.rule, a.actor, a.severity, a.window_start, a.window_end, evidence,
+            a.first_seen, a.last_seen)  # fmt: skip

@@ -198,12 +198,17 @@ class RequesterTags:
         except KeyError as exc:
             raise ValueError(f"tier {exc} is not one of {self.tiers}") from None
 
+    def pack(self, codes: I64, flags: Bools | None = None) -> I64:
+        """Tags from tier codes (``tier_codes``) and per-event spam flags."""
+        return codes if flags is None else codes | (np.asarray(flags, np.int64) << _FLAG_BIT)
+
     def tier_names(self, tags: I64) -> Objects:
         """Tier names of tags (or codes); None where a tag has no tier."""
         names = objects([None, *self.tiers])
         return names[np.asarray(tags, np.int64) & _TIER_MASK]
 
-    def __call__(self, events: Sequence[Event] | EventBatch) -> I64:
+    def __call__(self, events: Sequence[Event] | EventBatch, flags: Bools | None = None) -> I64:
+        """Tags of a batch's events; ``flags`` (per event) adds to the ``flagged`` set."""
         b = as_batch(events)
         actors = b.actor
         n = len(actors)
@@ -211,6 +216,8 @@ class RequesterTags:
         flagged = self.flagged
         if flagged:
             codes |= np.fromiter(map(flagged.__contains__, actors), np.int64, n) << _FLAG_BIT
+        if flags is not None:
+            codes |= np.asarray(flags, np.int64) << _FLAG_BIT
         return codes
 
 
