@@ -60,6 +60,7 @@ def run_settings(settings: Settings, run: str) -> tuple[Settings, dict[str, str]
     env = {
         "RAPPORT_KAFKA": settings.kafka.bootstrap, "RAPPORT_CLICKHOUSE": url,
         "RAPPORT_KAFKA__TOPIC_PREFIX": run, "RAPPORT_WORKER__WEB_PORT": str(port),
+        "RAPPORT_KAFKA__PARTITIONS": str(settings.kafka.partitions),
     }  # fmt: skip
     return settings, env
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from streams import kafka_clients
 from streams.config import Settings
+from streams.publish import END_OF_INPUT
 
 
 def read_topic(settings: Settings, topic: str) -> list[tuple[bytes, list[tuple[str, bytes]]]]:
@@ -27,8 +28,9 @@ def read_topic(settings: Settings, topic: str) -> list[tuple[bytes, list[tuple[s
                 break
             for tp, records in batch.items():
                 for r in records:
-                    if r.offset < ends[tp]:
-                        out.append((r.value, list(r.headers or [])))
+                    headers = list(r.headers or [])
+                    if r.offset < ends[tp] and END_OF_INPUT not in headers:  # data, not control
+                        out.append((r.value, headers))
                 if consumer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
         return out
