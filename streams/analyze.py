@@ -27,6 +27,7 @@ from streams.config import Settings
 from streams.errors import RapportError
 from streams.query import LocalQuerier
 from streams.reports import Reports, Scope
+from streams.stack.process import port_open
 from streams.topics import ensure_topics
 from streams.worker import WorkerProcess, consumer_lag
 
@@ -35,16 +36,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _listening(bootstrap: str) -> bool:
-    """Something accepts connections at the first bootstrap address (a running broker)."""
-    host, _, port = bootstrap.split(",")[0].rpartition(":")
-    try:
-        with socket.create_connection((host, int(port)), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def run_settings(settings: Settings, run: str) -> tuple[Settings, dict[str, str]]:
@@ -87,8 +78,9 @@ def analyze(
         if not quiet:
             click.secho(text, bold=True, err=True)
 
-    if settings.sources.get("kafka.bootstrap", "").startswith("default") and not _listening(
-        settings.kafka.bootstrap
+    host, _, port = settings.kafka.bootstrap.split(",")[0].rpartition(":")
+    if settings.sources.get("kafka.bootstrap", "").startswith("default") and not port_open(
+        int(port), host
     ):
         for name, what in stack.up(settings, ("kafka",)):
             say(f"    {name:<11} {what}")

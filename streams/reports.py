@@ -126,8 +126,7 @@ class Reports:
             )
         }
 
-    def _latencies(self, scope: Scope) -> list[tuple[str, str, int]]:
-        _, _, span = self._window(scope)
+    def _latencies(self, span: tuple[int, int] | None) -> list[tuple[str, str, int]]:
         where = "" if span is None else "WHERE inbound_ts >= %(lo)s AND inbound_ts < %(hi)s"
         params = {} if span is None else {"lo": span[0], "hi": span[1]}
         return [
@@ -143,7 +142,7 @@ class Reports:
 
     def responsiveness(self, scope: Scope) -> Report:
         """Response rates and latency by responder, responder tier and requester tier."""
-        cond, params, _ = self._window(scope)
+        cond, params, span = self._window(scope)
         rows = self.q.query(
             "SELECT account, requester_tier, spam_adjusted, sum(inbound), sum(answered), "
             "sum(pending), sum(unanswered), sum(answered_15m), sum(answered_1h), "
@@ -153,7 +152,7 @@ class Reports:
         )
         tier_of = self.tier_of
         keep = _keeper(scope, tier_of)
-        lat = [x for x in self._latencies(scope) if keep(x[0])]
+        lat = [x for x in self._latencies(span) if keep(x[0])]
         groups: dict[str, dict[Any, list[int]]] = {
             "total": {}, "adjusted": {}, "account": {}, "tier": {}, "matrix": {}}  # fmt: skip
         for account, req_tier, adjusted, *counts in rows:

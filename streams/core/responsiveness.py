@@ -207,8 +207,7 @@ class RequesterTags:
         names = objects([None, *self.tiers])
         return names[np.asarray(tags, np.int64) & _TIER_MASK]
 
-    def __call__(self, events: Sequence[Event] | EventBatch, flags: Bools | None = None) -> I64:
-        """Tags of a batch's events; ``flags`` (per event) adds to the ``flagged`` set."""
+    def __call__(self, events: Sequence[Event] | EventBatch) -> I64:
         b = as_batch(events)
         actors = b.actor
         n = len(actors)
@@ -216,8 +215,6 @@ class RequesterTags:
         flagged = self.flagged
         if flagged:
             codes |= np.fromiter(map(flagged.__contains__, actors), np.int64, n) << _FLAG_BIT
-        if flags is not None:
-            codes |= np.asarray(flags, np.int64) << _FLAG_BIT
         return codes
 
 
