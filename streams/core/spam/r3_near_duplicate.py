@@ -105,7 +105,11 @@ class NearDuplicateRule:
                 continue
             text = Text(t, eids[row], str(targets[row]), thread, None, sketch)
             sent.texts.append(text)
-            if len(sent.texts) >= self.min_texts:
+            # judging is the costly part; an alert already raised for this window would not
+            # be raised again (the same guard as R6 and R7)
+            if len(sent.texts) >= self.min_texts and not self.log.raised_for(
+                RULE, actor, sent.top, ALERT_WINDOW_MS
+            ):
                 alert = self._judge(row, actor, sent, text, texts[i])
                 if alert is not None:
                     out.append(alert)
