@@ -26,8 +26,4 @@ def create_app(settings: Settings) -> faust.App:
         datadir=str(datadir),
         broker_commit_every=settings.worker.batch_size,
         broker_commit_interval=settings.worker.batch_seconds,
-        # Acks wait for the next checkpoint, so a rebalance must not wait for every taken
-        # event to be acked: the pipeline drops revoked partitions' unacked events itself and
-        # their new owner replays them from the committed offset.
-        stream_wait_empty=False,
     )
