@@ -101,6 +101,7 @@ class Pipeline:
         self.any_event: dict[int, faust.types.EventT] = {}  # per partition, for table context
         self.profiles: dict[str, dict[str, Any]] = {}  # latest snapshot per account
         self.unacked: list[faust.types.EventT] = []
+        self.handed: dict[tuple[str, int], int] = {}  # per partition: last offset taken in
         self.refused: list[DeadLetter] = []
         self.streams: dict[str, faust.StreamT] = {}
         self.lock = asyncio.Lock()
@@ -123,13 +124,17 @@ class Pipeline:
                 messages: list[list[dict[str, Any]] | None] = []
                 for event in part:
                     m = event.message
-                    if m.offset <= engine.offset:
-                        continue  # folded in before the checkpoint it was restored from
+                    if not self._first_delivery(m):
+                        continue
                     headers = _headers(m)
                     at = {(m.topic, m.partition): m.offset}
+                    # Raw rows always go to the writer, whose journal drops what is stored; only
+                    # folding into the engine is skipped for what its checkpoint already holds.
+                    fold = m.offset > engine.offset
                     if END_OF_INPUT in headers:
-                        messages.append(None)  # release what waits for reordering, here
                         await self._add(INTERACTIONS, [], at)  # its position, to be acked
+                        if fold:
+                            messages.append(None)  # release what waits for reordering, here
                         continue
                     good, letters = decode_records(
                         schemas.INTERACTION, m.topic, m.partition, m.offset, m.value,
@@ -139,7 +144,8 @@ class Pipeline:
                     await self._add(
                         INTERACTIONS, [interaction_row(e, m.topic, p, m.offset) for e in good], at
                     )
-                    messages.append(good)
+                    if fold:
+                        messages.append(good)
                 if messages:
                     out = engine.process(messages)
                     engine.offset = part[-1].message.offset
@@ -157,6 +163,8 @@ class Pipeline:
             bounds = self.config.tier_bounds
             for event in events:
                 m = event.message
+                if not self._first_delivery(m):
+                    continue
                 good, letters = decode_records(
                     schemas.SNAPSHOT, m.topic, m.partition, m.offset, m.value,
                     _headers(m), now_ms,
@@ -175,6 +183,16 @@ class Pipeline:
                     await self._output(Output(alerts=self.profile_rule.observe_snapshots(good)))
             self.unacked.extend(events)
             await self._flush(force=False)
+
+    def _first_delivery(self, m: faust.types.Message) -> bool:
+        """False for a message this worker already handed to the writer: Faust can deliver a
+        message again (e.g. when it seeks to committed offsets after table recovery); its
+        rows are stored or buffered already, and the event is acked like the first one."""
+        tp = (m.topic, m.partition)
+        if m.offset <= self.handed.get(tp, -1):
+            return False
+        self.handed[tp] = m.offset
+        return True
 
     def _engine(self, partition: int, event: faust.types.EventT) -> PartitionEngine:
         engine = self.engines.get(partition)
@@ -288,6 +306,8 @@ class Pipeline:
         new owner restores the engines from the changelog and replays the rest."""
         gone = [(tp.topic, tp.partition) for tp in partitions]
         self.writer.discard(gone)
+        for tp in gone:
+            self.handed.pop(tp, None)
         self.unacked[:] = [
             e for e in self.unacked if (e.message.topic, e.message.partition) not in gone
         ]
