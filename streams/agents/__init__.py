@@ -8,6 +8,7 @@ from typing import Any, cast
 import faust
 
 from sinks.backends import Backend
+from streams.agents.deliveries import take_over_gaps
 from streams.agents.pipeline import Pipeline
 from streams.config import Settings
 
@@ -16,6 +17,7 @@ def install(app: faust.App, settings: Settings, backend: Backend) -> Pipeline:
     """Agents for the interactions and snapshots topics, the checkpoint timer and the
     rebalance hook, all sharing one ``Pipeline``."""
     pipeline = Pipeline(app, settings, backend)
+    take_over_gaps(app.consumer)
     take, every = settings.worker.take_messages, settings.worker.batch_seconds
 
     def raw_topic(name: str) -> Any:

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import faust
 
@@ -39,6 +39,7 @@ from sinks.tables import (
 )
 from sinks.writer import BackpressureError, DeadLetter, SinkDown, Writer
 from streams.agents.checkpoints import EngineStore
+from streams.agents.deliveries import Delivery, DeliveryCheck, Record, Refill, let_commits_pass
 from streams.config import Settings
 from streams.core.engine import Output, PartitionEngine
 from streams.core.spam import SpamDetector
@@ -101,7 +102,9 @@ class Pipeline:
         self.any_event: dict[int, faust.types.EventT] = {}  # per partition, for table context
         self.profiles: dict[str, dict[str, Any]] = {}  # latest snapshot per account
         self.unacked: list[faust.types.EventT] = []
-        self.handed: dict[tuple[str, int], int] = {}  # per partition: last offset taken in
+        self.deliveries = DeliveryCheck()
+        self.refill = Refill(settings)
+        self.refilled: list[tuple[faust.types.TP, int, int]] = []  # read ourselves: [first, end)
         self.refused: list[DeadLetter] = []
         self.streams: dict[str, faust.StreamT] = {}
         self.lock = asyncio.Lock()
@@ -122,33 +125,32 @@ class Pipeline:
             for p, part in _by_partition(events).items():
                 engine = self._engine(p, part[0])
                 messages: list[list[dict[str, Any]] | None] = []
+                folded = engine.offset
                 for event in part:
-                    m = event.message
-                    if not self._first_delivery(m):
-                        continue
-                    headers = _headers(m)
-                    at = {(m.topic, m.partition): m.offset}
-                    # Raw rows always go to the writer, whose journal drops what is stored; only
-                    # folding into the engine is skipped for what its checkpoint already holds.
-                    fold = m.offset > engine.offset
-                    if END_OF_INPUT in headers:
-                        await self._add(INTERACTIONS, [], at)  # its position, to be acked
+                    for m in await self._in_order(event.message):
+                        headers = _headers(m)
+                        at = {(m.topic, m.partition): m.offset}
+                        # Raw rows always go to the writer, whose journal drops what is stored;
+                        # only folding is skipped for what the engine's checkpoint holds.
+                        fold = m.offset > engine.offset
+                        folded = max(folded, m.offset) if fold else folded
+                        if END_OF_INPUT in headers:
+                            await self._add(INTERACTIONS, [], at)  # its position, to be acked
+                            if fold:
+                                messages.append(None)  # release what waits for reordering
+                            continue
+                        good, letters = decode_records(
+                            schemas.INTERACTION, m.topic, m.partition, m.offset, m.value,
+                            headers, now_ms,
+                        )  # fmt: skip
+                        await self._letters(letters, at)
+                        rows = [interaction_row(e, m.topic, p, m.offset) for e in good]
+                        await self._add(INTERACTIONS, rows, at)
                         if fold:
-                            messages.append(None)  # release what waits for reordering, here
-                        continue
-                    good, letters = decode_records(
-                        schemas.INTERACTION, m.topic, m.partition, m.offset, m.value,
-                        headers, now_ms,
-                    )  # fmt: skip
-                    await self._letters(letters, at)
-                    await self._add(
-                        INTERACTIONS, [interaction_row(e, m.topic, p, m.offset) for e in good], at
-                    )
-                    if fold:
-                        messages.append(good)
+                            messages.append(good)
                 if messages:
                     out = engine.process(messages)
-                    engine.offset = part[-1].message.offset
+                    engine.offset = folded
                     self.changed.add(p)
                     await self._output(out)
                 self.any_event[p] = part[-1]
@@ -162,37 +164,46 @@ class Pipeline:
             now_ms = time.time_ns() // 1_000_000
             bounds = self.config.tier_bounds
             for event in events:
-                m = event.message
-                if not self._first_delivery(m):
-                    continue
-                good, letters = decode_records(
-                    schemas.SNAPSHOT, m.topic, m.partition, m.offset, m.value,
-                    _headers(m), now_ms,
-                )  # fmt: skip
-                at = {(m.topic, m.partition): m.offset}
-                await self._letters(letters, at)
-                await self._add(ACCOUNT_PROFILES, [profile_row(s, bounds) for s in good], at)
-                for snap in good:
-                    seen = self.profiles.get(snap["account"])
-                    if seen is None or snap["ts"] >= seen["ts"]:
-                        self.profiles[snap["account"]] = snap
-                for p, engine in self.engines.items():
-                    engine.observe_snapshots(good)
-                    self.changed.add(p)
-                if "R8" in self.config.spam.enabled:
-                    await self._output(Output(alerts=self.profile_rule.observe_snapshots(good)))
+                for m in await self._in_order(event.message):
+                    good, letters = decode_records(
+                        schemas.SNAPSHOT, m.topic, m.partition, m.offset, m.value,
+                        _headers(m), now_ms,
+                    )  # fmt: skip
+                    at = {(m.topic, m.partition): m.offset}
+                    await self._letters(letters, at)
+                    await self._add(ACCOUNT_PROFILES, [profile_row(s, bounds) for s in good], at)
+                    self._observe_snapshots(good)
+                    if "R8" in self.config.spam.enabled:
+                        alerts = self.profile_rule.observe_snapshots(good)
+                        await self._output(Output(alerts=alerts))
             self.unacked.extend(events)
             await self._flush(force=False)
 
-    def _first_delivery(self, m: faust.types.Message) -> bool:
-        """False for a message this worker already handed to the writer: Faust can deliver a
-        message again (e.g. when it seeks to committed offsets after table recovery); its
-        rows are stored or buffered already, and the event is acked like the first one."""
+    def _observe_snapshots(self, snaps: list[dict[str, Any]]) -> None:
+        for snap in snaps:
+            seen = self.profiles.get(snap["account"])
+            if seen is None or snap["ts"] >= seen["ts"]:
+                self.profiles[snap["account"]] = snap
+        for p, engine in self.engines.items():
+            engine.observe_snapshots(snaps)
+            self.changed.add(p)
+
+    async def _in_order(self, m: faust.types.Message) -> list[Record]:
+        """The messages to take for a delivered one, in offset order (see ``deliveries``):
+        none if it was taken before; the ones Faust skipped, read from Kafka, then it."""
         tp = (m.topic, m.partition)
-        if m.offset <= self.handed.get(tp, -1):
-            return False
-        self.handed[tp] = m.offset
-        return True
+        self.deliveries.start(tp, cast(Any, self.app.consumer)._committed_offset.get(m.tp))
+        expected = self.deliveries.expected(tp)
+        verdict = self.deliveries.classify(tp, m.offset)
+        if verdict is Delivery.AGAIN:
+            return []
+        if verdict is Delivery.NEXT or expected is None:
+            return [m]
+        log.warning("%s:%d: offset %d delivered while %d was expected; reading %d-%d from Kafka",
+                    m.topic, m.partition, m.offset, expected, expected, m.offset - 1)  # fmt: skip
+        skipped = await self.refill.read(m.topic, m.partition, expected, m.offset)
+        self.refilled.append((m.tp, expected, m.offset))
+        return [*skipped, m]
 
     def _engine(self, partition: int, event: faust.types.EventT) -> PartitionEngine:
         engine = self.engines.get(partition)
@@ -289,28 +300,37 @@ class Pipeline:
 
     async def _ack(self) -> None:
         stored = self.writer.stored_offsets()
+
+        def safe(topic: str, partition: int) -> int:
+            offset = stored.get((topic, partition), -1)
+            if topic == self.interactions_topic:
+                offset = min(offset, self.checkpointed.get(partition, -1))
+            return offset
+
         keep = []
         for event in self.unacked:
             m = event.message
-            safe = stored.get((m.topic, m.partition), -1)
-            if m.topic == self.interactions_topic:
-                safe = min(safe, self.checkpointed.get(m.partition, -1))
-            if m.offset <= safe:
+            if m.offset <= safe(m.topic, m.partition):
                 await self.streams[m.topic].ack(event)
             else:
                 keep.append(event)
         self.unacked[:] = keep
+        for refilled in list(self.refilled):
+            tp, first, end = refilled
+            if end - 1 <= safe(tp.topic, tp.partition):
+                let_commits_pass(self.app.consumer, tp, first, end)
+                self.refilled.remove(refilled)
 
     def revoked(self, partitions: Iterable[faust.types.TP]) -> None:
         """Partitions another worker now owns: forget their engines and buffered raw rows; the
         new owner restores the engines from the changelog and replays the rest."""
         gone = [(tp.topic, tp.partition) for tp in partitions]
         self.writer.discard(gone)
-        for tp in gone:
-            self.handed.pop(tp, None)
+        self.deliveries.forget(gone)
         self.unacked[:] = [
             e for e in self.unacked if (e.message.topic, e.message.partition) not in gone
         ]
+        self.refilled[:] = [r for r in self.refilled if (r[0].topic, r[0].partition) not in gone]
         for topic, p in gone:
             if topic == self.interactions_topic and p in self.engines:
                 del self.engines[p]
@@ -325,6 +345,6 @@ def _by_partition(events: Sequence[faust.types.EventT]) -> dict[int, list[faust.
     return out
 
 
-def _headers(m: faust.types.Message) -> list[tuple[str, bytes]]:
+def _headers(m: Record) -> list[tuple[str, bytes]]:
     h = m.headers or []
     return list(h.items()) if isinstance(h, Mapping) else list(h)

@@ -1,0 +1,128 @@
+"""Which Kafka deliveries the pipeline takes: every offset of a partition once, in order.
+
+Why check what Faust delivers: around a rebalance faust-streaming resumes the stream partitions
+before it seeks them to their committed offsets, so a message fetched in between can reach the
+stream twice, or not at all; and its gap bookkeeping then counts the offsets no agent saw as
+processed, so a commit skips them and after the next crash their rows are lost (seen in
+tests/test_crash.py: one message of 500 events lost per partition). Seeking Faust's consumer
+back is no cure (its fetcher runs in another thread and crashes on the change). So the pipeline
+keeps, per partition, the next offset it expects: a message below it was taken already; one
+above it means messages went missing, and ``Refill`` reads them straight from Kafka.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from streams.config import Settings
+from streams.errors import RapportError
+
+TopicPartition = tuple[str, int]
+
+
+class Record(Protocol):
+    """What the pipeline reads of a message: a Faust ``Message`` or an aiokafka record."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+    headers: Any
+
+
+class Delivery(enum.Enum):
+    NEXT = "next"  # the expected offset: take it
+    AGAIN = "again"  # taken before (its rows are with the writer): skip it, ack like the first
+    MISSING = "missing"  # offsets before it never came: read them first, then take it
+
+
+class DeliveryCheck:
+    """Per partition, the next offset expected."""
+
+    def __init__(self) -> None:
+        self._next: dict[TopicPartition, int] = {}
+
+    def start(self, tp: TopicPartition, committed: int | None) -> None:
+        """Expect ``committed`` (Kafka's next offset to read) first, unless already tracking."""
+        if tp not in self._next and committed is not None:
+            self._next[tp] = committed
+
+    def expected(self, tp: TopicPartition) -> int | None:
+        return self._next.get(tp)
+
+    def classify(self, tp: TopicPartition, offset: int) -> Delivery:
+        """The verdict on a delivered offset; ``NEXT`` and ``MISSING`` move the expectation
+        past it (the caller takes the missing offsets before this one)."""
+        expected = self._next.get(tp)
+        if expected is not None and offset < expected:
+            return Delivery.AGAIN
+        self._next[tp] = offset + 1
+        return Delivery.MISSING if expected is not None and offset > expected else Delivery.NEXT
+
+    def forget(self, tps: Iterable[TopicPartition]) -> None:
+        """Partitions no longer assigned: whoever gets them back starts from their commit."""
+        for tp in tps:
+            self._next.pop(tp, None)
+
+
+class Refill:
+    """Reads a range of offsets straight from Kafka, outside Faust's consumer (no group)."""
+
+    def __init__(self, settings: Settings, timeout_seconds: float = 30.0) -> None:
+        self.settings = settings
+        self.timeout_seconds = timeout_seconds
+        self._consumer: Any = None
+
+    async def read(self, topic: str, partition: int, first: int, end: int) -> list[Record]:
+        """Messages with offsets in ``[first, end)`` (offsets that do not exist, such as
+        transaction markers, are simply not there)."""
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        if self._consumer is None:
+            self._consumer = AIOKafkaConsumer(
+                bootstrap_servers=self.settings.kafka.bootstrap, group_id=None,
+                enable_auto_commit=False, auto_offset_reset="earliest",
+            )  # fmt: skip
+            await self._consumer.start()
+        tp = TopicPartition(topic, partition)
+        self._consumer.assign([tp])
+        self._consumer.seek(tp, first)
+        out: list[Record] = []
+        deadline = time.monotonic() + self.timeout_seconds
+        while await self._consumer.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise RapportError(
+                    f"{topic}:{partition}: could not read offsets {first}-{end - 1} within "
+                    f"{self.timeout_seconds:.0f} s; the worker stops rather than skip them"
+                )
+            batch = await self._consumer.getmany(tp, timeout_ms=1000, max_records=end - first)
+            out.extend(r for r in batch.get(tp, ()) if first <= r.offset < end)
+        return out
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+
+# --- Faust's side: it commits past "gaps" it records itself; the check above decides instead.
+
+
+def take_over_gaps(consumer: Any) -> None:
+    """Stop the consumer from marking offsets as processed that it never delivered: it records
+    a gap whenever a fetched offset is above its read offset, which after its own seek to the
+    committed offsets includes messages that were dropped (faust-streaming 0.15)."""
+
+    async def ignore(tp: Any, offset_from: int, offset_to: int) -> None:
+        return None
+
+    consumer._add_gap = ignore
+
+
+def let_commits_pass(consumer: Any, tp: Any, first: int, end: int) -> None:
+    """Offsets ``[first, end)`` the pipeline read itself (no Faust event to ack) and stored:
+    commits may now pass them, as they pass acked events."""
+    consumer._gap[tp].addi(first, end)
