@@ -78,18 +78,7 @@ def analyze(
         if not quiet:
             click.secho(text, bold=True, err=True)
 
-    host, _, port = settings.kafka.bootstrap.split(",")[0].rpartition(":")
-    if settings.sources.get("kafka.bootstrap", "").startswith("default") and not port_open(
-        int(port), host
-    ):
-        for name, what in stack.up(settings, ("kafka",)):
-            say(f"    {name:<11} {what}")
-    run = f"analyze-{uuid.uuid4().hex[:10]}"
-    settings, env = run_settings(settings, run)
-    ensure_topics(settings)
-    log = settings.var_path / "logs" / f"{run}.log"
-    say(f"run {run}: sink {settings.clickhouse_target.display()}, worker log {log}")
-    worker = WorkerProcess(settings, env, log).start()
+    settings, worker = start_run(settings, "analyze", say)
     started = time.monotonic()
     try:
         published = 0
@@ -102,8 +91,7 @@ def analyze(
                 publisher.end_of_input()
             published += publisher.summary.published
         summary = publisher.summary
-        topics = [settings.topic("interactions"), settings.topic("snapshots")]
-        worker = _wait(worker, topics, quiet, on_half)
+        worker = wait_processed(worker, quiet, on_half)
         seconds = time.monotonic() - started
     finally:
         worker.stop()
@@ -121,7 +109,7 @@ def analyze(
         q.close()
     s, r = resp.summary, recip.summary
     return {
-        "run": run, "sink": settings.clickhouse_target.display(),
+        "run": settings.kafka.topic_prefix, "sink": settings.clickhouse_target.display(),
         "published": published, "rejected": summary.rejected, "stored_events": stored,
         "seconds": round(seconds, 1), "events_per_second": round(published / seconds),
         "inbound": s["inbound"], "answered": s["answered"], "pending": s["pending"],
@@ -134,11 +122,43 @@ def analyze(
     }  # fmt: skip
 
 
+def start_run(
+    settings: Settings, kind: str, say: Callable[[str], None]
+) -> tuple[Settings, WorkerProcess]:
+    """Local Kafka if none is configured or running, a fresh run ``<kind>-<id>`` (its topics
+    and database) and its worker."""
+    host, _, port = settings.kafka.bootstrap.split(",")[0].rpartition(":")
+    if settings.sources.get("kafka.bootstrap", "").startswith("default") and not port_open(
+        int(port), host
+    ):
+        for name, what in stack.up(settings, ("kafka",)):
+            say(f"    {name:<11} {what}")
+    run = f"{kind}-{uuid.uuid4().hex[:10]}"
+    settings, env = run_settings(settings, run)
+    ensure_topics(settings)
+    log = settings.var_path / "logs" / f"{run}.log"
+    say(f"run {run}: sink {settings.clickhouse_target.display()}, worker log {log}")
+    return settings, WorkerProcess(settings, env, log).start()
+
+
+def wait_processed(
+    worker: WorkerProcess,
+    quiet: bool,
+    on_half: Callable[[WorkerProcess], WorkerProcess] | None = None,
+) -> WorkerProcess:
+    """Until every published message is stored and committed, spam rules included."""
+    s = worker.settings
+    worker = _wait(worker, [s.topic("interactions"), s.topic("snapshots")], quiet, on_half)
+    # the spam rules' input is written while the above is processed, hence complete now
+    return _wait(worker, [s.topic("by-actor")], quiet, None, "spam rules")
+
+
 def _wait(
     worker: WorkerProcess,
     topics: list[str],
     quiet: bool,
     on_half: Callable[[WorkerProcess], WorkerProcess] | None,
+    label: str = "processing",
 ) -> WorkerProcess:
     """Until the worker has committed everything, with a progress line on stderr."""
     total = max(1, consumer_lag(worker.settings, topics))
@@ -148,7 +168,7 @@ def _wait(
             raise RapportError(f"the worker exited; see its log {worker.log}")
         lag = consumer_lag(worker.settings, topics)
         if not quiet:
-            sys.stderr.write(f"\r  processing: {total - lag:,}/{total:,} messages stored and "
+            sys.stderr.write(f"\r  {label}: {total - lag:,}/{total:,} messages stored and "
                              "committed")  # fmt: skip
             sys.stderr.flush()
         if lag == 0:

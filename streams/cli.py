@@ -350,12 +350,28 @@ def worker_cmd(ctx: Context, loglevel: str) -> None:
 
 
 @cli.command("demo")
+@click.option(
+    "--accounts",
+    type=int,
+    default=3000,
+    show_default=True,
+    help="Accounts in the simulated network.",
+)
+@click.option("--days", type=float, default=2.0, show_default=True, help="Days of event time.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same network.")
+@click.option(
+    "--seconds",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Wall time to publish it over (event time accelerated); 0: at full speed.",
+)
 @pass_ctx
-def demo_cmd(ctx: Context) -> None:
-    """Run the pipeline end to end: local stack, worker, a real data set, rows in ClickHouse."""
+def demo_cmd(ctx: Context, accounts: int, days: float, seed: int, seconds: float) -> None:
+    """The product end to end on a simulated network: live alerts, reports, scores vs truth."""
     from streams.demo import run_demo
 
-    run_demo(ctx.settings)
+    run_demo(ctx.settings, accounts, days, seed, seconds or None)
 
 
 def main(argv: list[str] | None = None) -> Any:

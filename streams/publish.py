@@ -28,6 +28,7 @@ from streams.importers import ImportRun, Rejected
 
 Record = dict[str, Any]
 PROGRESS_EVERY = 1000
+PACE_SLICE_S = 0.05  # paced publishing sends what is due at most this often
 
 
 def partition_for(actor: str, target: str | None, partitions: int) -> int:
@@ -123,6 +124,7 @@ class Publisher:
             max_request_size=8 * 1024 * 1024,
         )
         self._buffers: dict[int, list[Record]] = {}
+        self._sent_events = False  # since the last end-of-input marker
         self._seen: set[int] = set()
         self._started = time.monotonic()
 
@@ -155,7 +157,7 @@ class Publisher:
             return
         if self.pacer.active:
             wait = self.pacer.delay(event["ts"])
-            if wait > 0:
+            if wait > PACE_SLICE_S:  # shorter waits: the event joins the envelope being filled
                 self._flush_envelopes()  # what is due goes out now, not after the sleep
                 time.sleep(wait)
         part = partition_for(event["actor"], event["target"], self._partitions)
@@ -225,12 +227,16 @@ class Publisher:
         )
         self.summary.messages += 1
         self.summary.published += len(events)
+        self._sent_events = True
 
     def end_of_input(self) -> None:
         """Tell the worker a finished input ends here (one marker per partition): events it
         holds back for reordering are released at this point of the stream, not left waiting
         for later events that a file will never bring."""
         self._flush_envelopes()
+        if not self._sent_events:
+            return  # snapshots only: the interaction stream did not end here
+        self._sent_events = False
         for part in range(self._partitions):
             self._producer.send(
                 self.settings.topic("interactions"), value=b"", headers=[END_OF_INPUT],

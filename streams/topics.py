@@ -13,6 +13,7 @@ from streams.errors import RapportError
 # name -> what it carries
 TOPICS = {
     "interactions": "interaction events (Avro, single or batch envelopes), the pipeline's input",
+    "by-actor": "interactions re-keyed by actor and by URL for the spam rules (written by workers)",
     "snapshots": "account snapshots (Avro), keyed by account",
     "alerts": "spam alerts (Avro), keyed by actor",
     "dead-letters": "refused input with its source, line and reason (Avro)",

@@ -14,8 +14,8 @@ from streams.config import Settings
 
 
 def install(app: faust.App, settings: Settings, backend: Backend) -> Pipeline:
-    """Agents for the interactions and snapshots topics, the checkpoint timer and the
-    rebalance hook, all sharing one ``Pipeline``."""
+    """Agents for the interactions, by-actor and snapshots topics, the checkpoint timer and
+    the rebalance hook, all sharing one ``Pipeline``."""
     pipeline = Pipeline(app, settings, backend)
     take_over_gaps(app.consumer)
     take, every = settings.worker.take_messages, settings.worker.batch_seconds
@@ -30,6 +30,12 @@ def install(app: faust.App, settings: Settings, backend: Backend) -> Pipeline:
         # noack_take: acks are the pipeline's to give (take would ack even when a store fails)
         async for events in cast(faust.Stream, stream).noack_take(take, every):
             await pipeline.interactions(events)
+
+    @app.agent(raw_topic("by-actor"), name="actors")
+    async def actors(stream: faust.StreamT) -> None:
+        pipeline.streams[settings.topic("by-actor")] = stream
+        async for events in cast(faust.Stream, stream).noack_take(take, every):
+            await pipeline.actors(events)
 
     @app.agent(raw_topic("snapshots"), name="snapshots")
     async def snapshots(stream: faust.StreamT) -> None:

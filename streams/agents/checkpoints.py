@@ -1,11 +1,13 @@
-"""Analytics state in a Faust table: each input partition's ``PartitionEngine``, pickled.
+"""Analytics state in a Faust table: per input partition, its ``PartitionEngine`` (interactions)
+or ``ActorEngine`` (by-actor), pickled.
 
 One coarse write per partition per checkpoint (not one changelog message per event): the pickle
 is cut into chunks that fit a Kafka message, written under a generation that alternates, and a
 manifest (offset covered, generation, chunk count, digest) written last. A crash half-way
 through a checkpoint leaves the previous generation and its manifest intact. Keys live in the
-table partition of the input partition's number, so after a rebalance the worker that owns
-input partition P recovers P's engine from the changelog like any Faust table.
+table partition of the input partition's number (both topics have as many partitions, and Faust
+assigns equal numbers together), so after a rebalance the worker that owns input partition P
+recovers P's state from the changelog like any Faust table.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import faust
 from faust.streams import _current_event
 
 from streams.config import Settings
+from streams.core.actors import ActorEngine
 from streams.core.engine import PartitionEngine
 
 log = logging.getLogger(__name__)
 CHUNK_BYTES = 512 * 1024
+State = PartitionEngine | ActorEngine  # what is checkpointed per input partition
 
 
 class EngineStore:
@@ -45,16 +49,16 @@ class EngineStore:
         self.saves = 0
         self.bytes_saved = 0
 
-    def load(self, partition: int, event: faust.types.EventT) -> PartitionEngine | None:
-        """The engine last saved for ``partition`` (None if none); ``event`` is any event of
-        that partition (Faust's stores pick the partition from the current event)."""
+    def load(self, topic: str, partition: int, event: faust.types.EventT) -> State | None:
+        """The state last saved for ``topic``'s ``partition`` (None if none); ``event`` is any
+        event of that partition (Faust's stores pick the partition from the current event)."""
         _current_event.set(weakref.ref(event))
-        raw = self.table.get(_key(partition, "manifest"))
+        raw = self.table.get(_key(topic, partition, "manifest"))
         if raw is None:
             return None
         manifest = json.loads(raw)
         chunks = [
-            self.table.get(_key(partition, f"{manifest['gen']}/{i}"))
+            self.table.get(_key(topic, partition, f"{manifest['gen']}/{i}"))
             for i in range(manifest["chunks"])
         ]
         if any(c is None for c in chunks):
@@ -62,39 +66,39 @@ class EngineStore:
         blob = b"".join(c for c in chunks if c is not None)
         if hashlib.sha256(blob).hexdigest() != manifest["sha256"]:
             raise RuntimeError(f"checkpoint of partition {partition} is corrupt (digest)")
-        engine = pickle.loads(blob)
-        assert isinstance(engine, PartitionEngine)
-        log.info("partition %d: analytics restored at offset %d (%d bytes)", partition,
-                 engine.offset, len(blob))  # fmt: skip
-        return engine
+        state = pickle.loads(blob)
+        assert isinstance(state, PartitionEngine | ActorEngine)
+        log.info("%s:%d: state restored at offset %d (%d bytes)", topic, partition,
+                 state.offset, len(blob))  # fmt: skip
+        return state
 
-    def save(self, engine: PartitionEngine, event: faust.types.EventT) -> int:
-        """Write ``engine`` (covering offsets ≤ ``engine.offset``); returns its size. Durable
+    def save(self, state: State, event: faust.types.EventT) -> int:
+        """Write ``state`` (covering offsets ≤ ``state.offset``); returns its size. Durable
         once the producer has flushed."""
-        p = engine.partition
+        topic, p = state.topic, state.partition
         _current_event.set(weakref.ref(event))
-        previous: dict[str, Any] = json.loads(self.table.get(_key(p, "manifest")) or "{}")
+        previous: dict[str, Any] = json.loads(self.table.get(_key(topic, p, "manifest")) or "{}")
         gen = 1 - int(previous.get("gen", 1))
-        blob = pickle.dumps(engine, protocol=pickle.HIGHEST_PROTOCOL)
+        blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         n = max(1, -(-len(blob) // CHUNK_BYTES))
         for i in range(n):
-            self.table[_key(p, f"{gen}/{i}")] = blob[i * CHUNK_BYTES : (i + 1) * CHUNK_BYTES]
+            self.table[_key(topic, p, f"{gen}/{i}")] = blob[i * CHUNK_BYTES : (i + 1) * CHUNK_BYTES]
         stale = int(previous.get(f"chunks_{gen}", 0))
         for i in range(n, stale):
-            self.table.pop(_key(p, f"{gen}/{i}"), None)
+            self.table.pop(_key(topic, p, f"{gen}/{i}"), None)
         manifest = {
             **previous,
             "gen": gen,
             "chunks": n,
             f"chunks_{gen}": n,
-            "offset": engine.offset,
+            "offset": state.offset,
             "sha256": hashlib.sha256(blob).hexdigest(),
         }
-        self.table[_key(p, "manifest")] = json.dumps(manifest).encode()
+        self.table[_key(topic, p, "manifest")] = json.dumps(manifest).encode()
         self.saves += 1
         self.bytes_saved += len(blob)
         return len(blob)
 
 
-def _key(partition: int, name: str) -> bytes:
-    return f"{partition}/{name}".encode()
+def _key(topic: str, partition: int, name: str) -> bytes:
+    return f"{topic}/{partition}/{name}".encode()

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from streams.config import Settings
 from streams.errors import RapportError
+from streams.kafka_security import LoginWatch, client_options
 
 TopicPartition = tuple[str, int]
 
@@ -80,13 +81,23 @@ class Refill:
         """Messages with offsets in ``[first, end)`` (offsets that do not exist, such as
         transaction markers, are simply not there)."""
         from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka.errors import KafkaConnectionError
 
         if self._consumer is None:
-            self._consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.kafka.bootstrap, group_id=None,
-                enable_auto_commit=False, auto_offset_reset="earliest",
+            kafka = self.settings.kafka
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=kafka.bootstrap, group_id=None, enable_auto_commit=False,
+                auto_offset_reset="earliest", **client_options(kafka),
             )  # fmt: skip
-            await self._consumer.start()
+            with LoginWatch(kafka) as watch:
+                try:
+                    await consumer.start()
+                except KafkaConnectionError as exc:
+                    await consumer.stop()
+                    raise watch.error() or RapportError(
+                        f"no Kafka broker answers at {kafka.bootstrap} ({exc})"
+                    ) from None
+            self._consumer = consumer
         tp = TopicPartition(topic, partition)
         self._consumer.assign([tp])
         self._consumer.seek(tp, first)

@@ -38,9 +38,11 @@ from sinks.tables import (
     Table,
 )
 from sinks.writer import BackpressureError, DeadLetter, SinkDown, Writer
-from streams.agents.checkpoints import EngineStore
+from streams import logs, metrics
+from streams.agents.checkpoints import EngineStore, State
 from streams.agents.deliveries import Delivery, DeliveryCheck, Record, Refill, let_commits_pass
 from streams.config import Settings
+from streams.core.actors import END, ActorEngine, Route, Routed, route
 from streams.core.engine import Output, PartitionEngine
 from streams.core.spam import SpamDetector
 from streams.core.tiers import follower_tier
@@ -49,12 +51,16 @@ from streams.publish import END_OF_INPUT
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 2.0
+# by-actor message headers (see core.actors): route (b"actor" or b"link"), source partition,
+# and the source's watermark in event time (ms)
+ROUTE, SOURCE, WATERMARK = "rapport-route", "rapport-source", "rapport-watermark"
 DERIVED: dict[str, Table] = {
     t.name: t
     for t in (REPLY_RECORDS, WINDOW_AGGREGATES, PAIR_COUNTS, TIER_MIXING, LATE_EVENTS, SPAM_ALERTS)
 }
 Row = tuple[Any, ...]
-Offsets = dict[tuple[str, int], int]
+TopicPartition = tuple[str, int]
+Offsets = dict[TopicPartition, int]
 
 
 def interaction_row(event: dict[str, Any], topic: str, partition: int, offset: int) -> Row:
@@ -95,11 +101,16 @@ class Pipeline:
         )  # fmt: skip
         # profile alerts (R8) from snapshots, once per worker rather than in every engine
         self.profile_rule = SpamDetector(replace(self.config.spam, enabled=("R8",)))
+        self.by_actor_topic = settings.topic("by-actor")
+        self.by_actor = app.topic(
+            self.by_actor_topic, key_type=bytes, value_type=bytes,
+            key_serializer="raw", value_serializer="raw",
+        )  # fmt: skip
         self.store = EngineStore(app, settings)
-        self.engines: dict[int, PartitionEngine] = {}
-        self.checkpointed: dict[int, int] = {}  # partition -> offset covered by saved state
-        self.changed: set[int] = set()  # engines with input since their last save
-        self.any_event: dict[int, faust.types.EventT] = {}  # per partition, for table context
+        self.states: dict[TopicPartition, State] = {}  # engines of both input topics
+        self.checkpointed: dict[TopicPartition, int] = {}  # offset covered by saved state
+        self.changed: set[TopicPartition] = set()  # states with input since their last save
+        self.any_event: dict[TopicPartition, faust.types.EventT] = {}  # for table context
         self.profiles: dict[str, dict[str, Any]] = {}  # latest snapshot per account
         self.unacked: list[faust.types.EventT] = []
         self.deliveries = DeliveryCheck()
@@ -110,9 +121,11 @@ class Pipeline:
         self.lock = asyncio.Lock()
         self.last_input = time.monotonic()
         self.last_checkpoint = time.monotonic()
+        self.metrics = metrics.watch(self)
         self.writer = Writer(
             backend, self.refused.append,
             batch_rows=settings.worker.batch_size, batch_seconds=settings.worker.batch_seconds,
+            observer=self.metrics,
         )  # fmt: skip
 
     # --- input ---
@@ -123,7 +136,9 @@ class Pipeline:
             self.last_input = time.monotonic()
             now_ms = time.time_ns() // 1_000_000
             for p, part in _by_partition(events).items():
-                engine = self._engine(p, part[0])
+                logs.partition.set(p)
+                engine = self._state(self.interactions_topic, p, part[0])
+                assert isinstance(engine, PartitionEngine)
                 messages: list[list[dict[str, Any]] | None] = []
                 folded = engine.offset
                 for event in part:
@@ -136,6 +151,7 @@ class Pipeline:
                         folded = max(folded, m.offset) if fold else folded
                         if END_OF_INPUT in headers:
                             await self._add(INTERACTIONS, [], at)  # its position, to be acked
+                            await self._route(p, [], END)
                             if fold:
                                 messages.append(None)  # release what waits for reordering
                             continue
@@ -143,17 +159,21 @@ class Pipeline:
                             schemas.INTERACTION, m.topic, m.partition, m.offset, m.value,
                             headers, now_ms,
                         )  # fmt: skip
+                        self.metrics.events_in.labels(m.topic).inc(len(good))
                         await self._letters(letters, at)
                         rows = [interaction_row(e, m.topic, p, m.offset) for e in good]
                         await self._add(INTERACTIONS, rows, at)
+                        if good:
+                            await self._route(p, good, max(e["ts"] for e in good))
                         if fold:
                             messages.append(good)
                 if messages:
                     out = engine.process(messages)
                     engine.offset = folded
-                    self.changed.add(p)
+                    self.changed.add((self.interactions_topic, p))
                     await self._output(out)
-                self.any_event[p] = part[-1]
+                self.any_event[(self.interactions_topic, p)] = part[-1]
+            logs.partition.set(None)
             self.unacked.extend(events)
             await self._flush(force=False)
         await self.maybe_checkpoint()
@@ -169,6 +189,7 @@ class Pipeline:
                         schemas.SNAPSHOT, m.topic, m.partition, m.offset, m.value,
                         _headers(m), now_ms,
                     )  # fmt: skip
+                    self.metrics.events_in.labels(m.topic).inc(len(good))
                     at = {(m.topic, m.partition): m.offset}
                     await self._letters(letters, at)
                     await self._add(ACCOUNT_PROFILES, [profile_row(s, bounds) for s in good], at)
@@ -179,14 +200,62 @@ class Pipeline:
             self.unacked.extend(events)
             await self._flush(force=False)
 
+    async def actors(self, events: Sequence[faust.types.EventT]) -> None:
+        """Run the spam rules over one batch of the by-actor topic (see ``core.actors``)."""
+        async with self.lock:
+            for p, part in _by_partition(events).items():
+                state = self._state(self.by_actor_topic, p, part[0])
+                assert isinstance(state, ActorEngine)
+                messages: list[Routed] = []
+                folded = state.offset
+                for event in part:
+                    for m in await self._in_order(event.message):
+                        await self._add(SPAM_ALERTS, [], {(m.topic, m.partition): m.offset})
+                        if m.offset > state.offset:
+                            headers = dict(_headers(m))
+                            _, records = codec.decode_message(m.value, list(headers.items()))
+                            kind: Route = "link" if headers.get(ROUTE) == b"link" else "actor"
+                            source, mark = int(headers[SOURCE]), int(headers[WATERMARK])
+                            messages.append(Routed(kind, source, mark, records))
+                            folded = m.offset
+                if messages:
+                    alerts = state.process(messages)
+                    state.offset = folded
+                    self.changed.add((self.by_actor_topic, p))
+                    await self._output(Output(alerts=alerts))
+                self.any_event[(self.by_actor_topic, p)] = part[-1]
+            self.unacked.extend(events)
+            await self._flush(force=False)
+        await self.maybe_checkpoint()
+
+    async def _route(self, source: int, events: list[dict[str, Any]], watermark: int) -> None:
+        """Re-key events for the spam rules: to the by-actor topic (see ``core.actors``); every
+        partition of it hears the source's watermark, with events or without."""
+        partitions = self.settings.kafka.partitions
+        groups = route(events, partitions)
+        for q in range(partitions):
+            if (q, "actor") not in groups and (q, "link") not in groups:
+                groups[(q, "actor")] = []
+        for (q, kind), group in sorted(groups.items()):
+            headers = [
+                *schemas.kafka_headers(schemas.INTERACTION_BATCH),
+                (ROUTE, kind.encode()),
+                (SOURCE, str(source).encode()),
+                (WATERMARK, str(watermark).encode()),
+            ]
+            await self.by_actor.send(value=codec.encode_batch(group), partition=q, headers=headers)
+
+    def partition_engines(self) -> list[PartitionEngine]:
+        return [s for s in self.states.values() if isinstance(s, PartitionEngine)]
+
     def _observe_snapshots(self, snaps: list[dict[str, Any]]) -> None:
         for snap in snaps:
             seen = self.profiles.get(snap["account"])
             if seen is None or snap["ts"] >= seen["ts"]:
                 self.profiles[snap["account"]] = snap
-        for p, engine in self.engines.items():
+        for engine in self.partition_engines():
             engine.observe_snapshots(snaps)
-            self.changed.add(p)
+            self.changed.add((engine.topic, engine.partition))
 
     async def _in_order(self, m: faust.types.Message) -> list[Record]:
         """The messages to take for a delivered one, in offset order (see ``deliveries``):
@@ -205,16 +274,23 @@ class Pipeline:
         self.refilled.append((m.tp, expected, m.offset))
         return [*skipped, m]
 
-    def _engine(self, partition: int, event: faust.types.EventT) -> PartitionEngine:
-        engine = self.engines.get(partition)
-        if engine is None:
-            engine = self.store.load(partition, event)
-            if engine is None:
-                engine = PartitionEngine(self.config, self.interactions_topic, partition)
-            engine.observe_snapshots(list(self.profiles.values()))
-            self.engines[partition] = engine
-            self.checkpointed[partition] = engine.offset
-        return engine
+    def _state(self, topic: str, partition: int, event: faust.types.EventT) -> State:
+        """The partition's engine: restored from its checkpoint, else new."""
+        tp = (topic, partition)
+        state = self.states.get(tp)
+        if state is None:
+            state = self.store.load(topic, partition, event)
+            if state is None:
+                if topic == self.interactions_topic:
+                    state = PartitionEngine(self.config, topic, partition)
+                else:
+                    state = ActorEngine(self.config, topic, partition,
+                                        sources=self.settings.kafka.partitions)  # fmt: skip
+            if isinstance(state, PartitionEngine):
+                state.observe_snapshots(list(self.profiles.values()))
+            self.states[tp] = state
+            self.checkpointed[tp] = state.offset
+        return state
 
     # --- output ---
 
@@ -225,17 +301,23 @@ class Pipeline:
                 value=codec.encode(letter, schemas.DEAD_LETTER),
                 headers=schemas.kafka_headers(schemas.DEAD_LETTER),
             )
+            self.metrics.dead_letter(self.settings.topic("dead-letters"), letter["reason_code"])
         await self._add(DEAD_LETTERS, [dead_letter_row(x) for x in letters], at)
 
     async def _output(self, out: Output) -> None:
         """Alerts to the alerts topic at once (watchers see them live; a replay after a crash
         may repeat one, same ``alert_id``); derived rows to the writer: versioned by content,
         so they need no offsets to be replay-safe."""
+        if out.alerts:
+            for engine in self.partition_engines():
+                engine.flag(out.alerts)
+                self.changed.add((engine.topic, engine.partition))
         for alert in out.alerts:
             await self.alerts.send(
                 key=alert.actor.encode(), value=codec.encode(alert.to_record(), schemas.ALERT),
                 headers=schemas.kafka_headers(schemas.ALERT),
             )  # fmt: skip
+            self.metrics.alert(self.settings.topic("alerts"), alert.rule, alert.severity)
         for name, rows in out.tables().items():
             if rows:
                 await self._add(DERIVED[name], rows, {})
@@ -262,6 +344,7 @@ class Pipeline:
         while self.refused:
             letter = self.refused.pop()
             log.error("ClickHouse refused a %s row: %s", letter.table, letter.reason)
+            self.metrics.dead_letter(self.settings.topic("dead-letters"), "clickhouse_refused")
             await self.dead_letters.send(
                 key=letter.table.encode(),
                 value=codec.encode(
@@ -286,13 +369,15 @@ class Pipeline:
 
     async def checkpoint(self) -> None:
         async with self.lock:
-            for p in sorted(self.changed):
-                await self._output(self.engines[p].emit_open())
+            for tp in sorted(self.changed):
+                state = self.states[tp]
+                if isinstance(state, PartitionEngine):
+                    await self._output(state.emit_open())
             await self._flush(force=True)
-            for p in sorted(self.changed):
-                engine = self.engines[p]
-                self.store.save(engine, self.any_event[p])
-                self.checkpointed[p] = engine.offset
+            for tp in sorted(self.changed):
+                state = self.states[tp]
+                self.store.save(state, self.any_event[tp])
+                self.checkpointed[tp] = state.offset
             self.changed.clear()
             await self.app.producer.flush()
             await self._ack()
@@ -303,8 +388,8 @@ class Pipeline:
 
         def safe(topic: str, partition: int) -> int:
             offset = stored.get((topic, partition), -1)
-            if topic == self.interactions_topic:
-                offset = min(offset, self.checkpointed.get(partition, -1))
+            if topic in (self.interactions_topic, self.by_actor_topic):
+                offset = min(offset, self.checkpointed.get((topic, partition), -1))
             return offset
 
         keep = []
@@ -312,6 +397,7 @@ class Pipeline:
             m = event.message
             if m.offset <= safe(m.topic, m.partition):
                 await self.streams[m.topic].ack(event)
+                self.metrics.stored(m.timestamp)
             else:
                 keep.append(event)
         self.unacked[:] = keep
@@ -331,11 +417,10 @@ class Pipeline:
             e for e in self.unacked if (e.message.topic, e.message.partition) not in gone
         ]
         self.refilled[:] = [r for r in self.refilled if (r[0].topic, r[0].partition) not in gone]
-        for topic, p in gone:
-            if topic == self.interactions_topic and p in self.engines:
-                del self.engines[p]
-                self.changed.discard(p)
-                self.checkpointed.pop(p, None)
+        for tp in gone:
+            if self.states.pop(tp, None) is not None:
+                self.changed.discard(tp)
+                self.checkpointed.pop(tp, None)
 
 
 def _by_partition(events: Sequence[faust.types.EventT]) -> dict[int, list[faust.types.EventT]]:

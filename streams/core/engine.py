@@ -5,9 +5,10 @@ are dropped (``SeenIds``), events are put in event-time order (``ReorderBuffer``
 message so the result never depends on how a consumer batched the messages), then per UTC day
 of event time (rank tiers move at day boundaries): tiers, requester tags, reply matching,
 responsiveness, pair counts, tier mixing and late counts. Out come rows for ``reply_records``,
-``window_aggregates``, ``pair_counts``, ``tier_mixing``, ``late_events`` and ``spam_alerts``
-(column order as in ``sinks.tables``; checked by a test). The spam rules (R1–R8) run on the same
-ordered events; accounts under an active alert give the spam-adjusted responsiveness.
+``window_aggregates``, ``pair_counts``, ``tier_mixing`` and ``late_events`` (column order as in
+``sinks.tables``; checked by a test). The spam rules run elsewhere (``streams.core.actors``, on
+events keyed by actor); the alerts they raise are handed in with ``flag``, and inbound messages
+from accounts under an active alert are left out of the spam-adjusted responsiveness.
 
 Every emitted row carries a version that is a function of its content (counts only grow), so
 the same window always gets the same version however often or when it was emitted: a replay
@@ -37,7 +38,8 @@ from streams.core.responsiveness import (
     WindowFigures,
 )
 from streams.core.sketch import DEFAULT_ALPHA
-from streams.core.spam import Alert, SpamConfig, SpamDetector
+from streams.core.spam import Alert, SpamConfig
+from streams.core.spam.detector import Flags
 from streams.core.tiers import (
     BASE,
     DEFAULT_FOLLOWER_BOUNDS,
@@ -121,7 +123,7 @@ class Output:
     pair_counts: list[tuple[Any, ...]] = field(default_factory=list)
     tier_mixing: list[tuple[Any, ...]] = field(default_factory=list)
     late_events: list[tuple[Any, ...]] = field(default_factory=list)
-    alerts: list[Alert] = field(default_factory=list)  # new alerts, for the alerts topic
+    alerts: list[Alert] = field(default_factory=list)  # new spam alerts, for the alerts topic
 
     def tables(self) -> dict[str, list[tuple[Any, ...]]]:
         """Table name → rows."""
@@ -187,7 +189,7 @@ class PartitionEngine:
             accounts=self.accounts,
         )  # fmt: skip
         self.tagger = RequesterTags(self.tiers.tiers, set(), config.tier_names)
-        self.spam = SpamDetector(config.spam, self.accounts)
+        self.flags = Flags(config.spam.flag_hold_ms)  # accounts under an active spam alert
         self.matcher = ReplyMatcher(config.horizon_ms, accounts=self.accounts)
         self.agg = ResponsivenessAggregator(
             config.window_sizes, config.horizon_ms, config.grace_ms, config.tier_names,
@@ -234,6 +236,11 @@ class PartitionEngine:
         alerts from snapshots are raised once per worker, not here in every partition.)"""
         self.tiers.observe_snapshots(snapshots)
 
+    def flag(self, alerts: list[Alert]) -> None:
+        """Spam alerts raised so far: their actors' inbound messages from now on count as spam
+        in the spam-adjusted figures (over each alert's span, see ``Flags``)."""
+        self.flags.add(alerts)
+
     def emit_open(self) -> Output:
         """Rows of everything changed since it was last emitted, open windows too: call when
         input pauses, so readers see current figures before windows close."""
@@ -249,7 +256,7 @@ class PartitionEngine:
             **{f"matcher_{k}": v for k, v in self.matcher.state_size().items()},
             **{f"windows_{k}": v for k, v in self.agg.state_size().items()},
             "pair_cells": len(self.pairs), "mixing_cells": len(self.mixing),
-            **{f"spam_{k}": v for k, v in self.spam.state_size().items()},
+            "spam_flags": len(self.flags),
         }  # fmt: skip
 
     # --- work ---
@@ -282,8 +289,7 @@ class PartitionEngine:
         target_codes = tier_at(b.target_ids[rows], b.target_array[rows].tolist(),
                                inclusive=False, at=rows)  # fmt: skip
         self.tiers.observe_events(b)  # only now: the lookups above see the book as it was
-        out.alerts.extend(self.spam.process(b))
-        tags = self.tagger.pack(actor_codes, self.spam.flagged(b.actor, ts))
+        tags = self.tagger.pack(actor_codes, self.flags.mask(b.actor, ts))
         result = self.matcher.process(b, tags)
         self.agg.consume(result)
         rep = result.replies
@@ -348,6 +354,7 @@ class PartitionEngine:
     # --- output ---
 
     def _closed(self, out: Output) -> None:
+        self.flags.expire(self.stream_time)
         self._window_rows(self.agg.emit(), out)
         self._count_rows(self.stream_time, out)
 

@@ -1,0 +1,157 @@
+"""Time from the event that completes a spam burst to its alert on the alerts topic.
+
+A live stream on the local Kafka: a fresh run (own topics, embedded chDB in a temporary
+directory, its own worker process), background traffic of ``--rate`` ordinary messages per
+second between 500 accounts (every partition busy, event time = wall clock), and every
+``--every`` seconds a new spammer replying with one link to 12 strangers within about a second
+(rule R1 fires at the 10th distinct target). The latency of a burst is the wall time from
+sending its 10th reply to the alert for that spammer arriving on the alerts topic; printed as
+p50/p90/p99/max over ``--bursts`` bursts, with the background rate achieved.
+
+    .venv/bin/rapport stack up   # Kafka on 127.0.0.1:9092
+    .venv/bin/python ops/bench/alert_latency.py [--bursts 40] [--rate 2000] [--every 1.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+import schemas  # noqa: E402
+from schemas import codec  # noqa: E402
+from streams import kafka_clients  # noqa: E402
+from streams.config import load_settings  # noqa: E402
+from streams.publish import partition_for  # noqa: E402
+from streams.topics import ensure_topics  # noqa: E402
+from streams.worker import WorkerProcess  # noqa: E402
+
+COMPLETING = 10  # R1: the 10th distinct target completes the burst
+
+
+def event(i: str, kind: str, actor: str, target: str, ts: int, urls: list[str]) -> dict[str, Any]:
+    return {"event_id": i, "kind": kind, "actor": actor, "target": target, "ts": ts,
+            "in_reply_to": None, "conversation_id": None, "text": "hello there", "urls": urls,
+            "platform": "bench", "followers": None, "following": None, "posts": None}  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--bursts", type=int, default=40)
+    ap.add_argument("--rate", type=int, default=2000, help="background messages per second")
+    ap.add_argument("--every", type=float, default=1.5, help="seconds between bursts")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="alert-latency-"))
+    run = f"bench{uuid.uuid4().hex[:8]}"
+    env = {**{k: v for k, v in os.environ.items() if k.startswith("RAPPORT_")},
+           "RAPPORT_KAFKA__TOPIC_PREFIX": run, "RAPPORT_CLICKHOUSE": f"chdb://{tmp / 'chdb'}",
+           "RAPPORT_WORKER__WEB_PORT": str(free_port()),
+           "RAPPORT_VAR": str(tmp / "var")}  # fmt: skip
+    settings = load_settings(env=env)
+    ensure_topics(settings)
+    partitions = settings.kafka.partitions
+    worker = WorkerProcess(settings, env, tmp / "worker.log").start()
+
+    arrived: dict[str, float] = {}
+    stop = threading.Event()
+
+    def watch_alerts() -> None:
+        consumer = kafka_clients.consumer(settings)
+        consumer.subscribe([settings.topic("alerts")])
+        while not stop.is_set():
+            for records in consumer.poll(timeout_ms=100).values():
+                now = time.monotonic()
+                for r in records:
+                    _, (alert,) = codec.decode_message(r.value, r.headers)
+                    if alert["rule"] == "R1":
+                        arrived.setdefault(alert["actor"], now)
+        consumer.close()
+
+    watcher = threading.Thread(target=watch_alerts, daemon=True)
+    watcher.start()
+    producer = kafka_clients.producer(settings, linger_ms=0)
+    topic = settings.topic("interactions")
+    headers = schemas.kafka_headers(schemas.INTERACTION_BATCH)
+
+    def send(events: list[dict[str, Any]]) -> None:
+        by_part: dict[int, list[dict[str, Any]]] = {}
+        for e in events:
+            by_part.setdefault(partition_for(e["actor"], e["target"], partitions), []).append(e)
+        for p, group in by_part.items():
+            producer.send(topic, value=codec.encode_batch(group), headers=headers, partition=p)
+        producer.flush()
+
+    tick = 0.05
+    per_tick = max(1, int(args.rate * tick))
+    completed: dict[str, float] = {}
+    sent = 0
+    n = 0
+    started = time.monotonic()
+    print(f"warming up: worker {run}, background {args.rate}/s ...", file=sys.stderr)
+    next_burst = started + 20.0  # let the worker join its group and start consuming
+    try:
+        while len(completed) < args.bursts or (
+            len(arrived.keys() & completed.keys()) < len(completed)
+            and time.monotonic() - max(completed.values()) < 30
+        ):
+            now_ms = time.time_ns() // 1_000_000
+            batch = [
+                event(f"bg{n + i}", "MESSAGE", f"u{(n + i) % 500}", f"u{(n + i * 7 + 1) % 500}",
+                      now_ms, [])
+                for i in range(per_tick)
+            ]  # fmt: skip
+            n += per_tick
+            send(batch)
+            sent += len(batch)
+            if len(completed) < args.bursts and time.monotonic() >= next_burst:
+                b = len(completed)
+                spammer = f"spammer{b}"
+                for i in range(12):
+                    reply = event(f"burst{b}-{i}", "REPLY", spammer, f"stranger{b}-{i}",
+                                  time.time_ns() // 1_000_000, ["https://shop.example/deal"])
+                    send([reply])
+                    if i == COMPLETING - 1:
+                        completed[spammer] = time.monotonic()
+                next_burst = time.monotonic() + args.every
+            if not worker.alive():
+                raise SystemExit(f"the worker exited; see {worker.log}")
+            time.sleep(max(0.0, tick - (time.monotonic() - started) % tick))
+    finally:
+        stop.set()
+        watcher.join(5)
+        producer.close()
+        worker.stop()
+    elapsed = time.monotonic() - started
+    latencies = sorted(arrived[a] - t for a, t in completed.items() if a in arrived)
+    missing = len(completed) - len(latencies)
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+
+    print(f"background: {sent:,} events in {elapsed:.0f} s ({sent / elapsed:,.0f} events/s), "
+          f"{partitions} partitions")  # fmt: skip
+    print(f"bursts: {len(completed)}, alerted: {len(latencies)}, missing: {missing}")
+    if latencies:
+        print(f"event → alert latency ms: p50 {pct(0.5):.0f}  p90 {pct(0.9):.0f}  "
+              f"p99 {pct(0.99):.0f}  max {latencies[-1] * 1000:.0f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,117 @@
+"""Spam rules over one by-actor partition.
+
+Interactions arrive keyed by the account pair (reply matching needs both directions of a
+conversation together), so one actor's events are spread over every partition. The worker
+re-keys them into the ``by-actor`` topic (``route``): every event to its actor's partition, and
+each event with links to the partition of each canonical URL (rule R2 counts actors per URL).
+An ``ActorEngine`` per partition of that topic thus sees each of its actors' whole stream, and
+each of its URLs' every use, however many partitions and workers there are.
+
+Its input merges every source partition, each at its own pace (a replay or a lagging worker can
+put one source hours ahead of another), and the rules drop events that arrive later than their
+lateness allowance. So each routed message carries its source partition and a watermark (the
+source's newest event time; end of input: infinity, until the source gets events again), and
+events are held until they are at most half the allowance ahead of the slowest source, then
+judged in (time, id) order: however the sources interleave, nothing arrives too late, and in
+a live stream (sources within seconds of each other) nothing waits. A source that receives
+nothing holds the others back (an end-of-input marker releases it).
+Events can arrive twice (a replay re-sends what the crashed run had sent): repeated ids are
+dropped. Profile alerts (R8) come from snapshots, elsewhere. Pickled whole as its checkpoint.
+"""
+
+from __future__ import annotations
+
+import heapq
+import zlib
+from dataclasses import replace
+from typing import Literal, NamedTuple
+
+from streams.core.batch import AccountIndex
+from streams.core.dedupe import SeenIds
+from streams.core.engine import EngineConfig
+from streams.core.spam import Alert, SpamDetector
+from streams.core.spam.urls import canonical_url
+from streams.core.windows import NO_TIME, Event
+
+Route = Literal["actor", "link"]
+END = 2**62  # the watermark of a source that ended (end-of-input marker)
+LINK_RULES = frozenset({"R2"})  # judged per URL; the rest (but R8) per actor
+
+
+def partition_of(key: str, partitions: int) -> int:
+    return zlib.crc32(key.encode()) % partitions
+
+
+def route(events: list[Event], partitions: int) -> dict[tuple[int, Route], list[Event]]:
+    """Events per (by-actor partition, route): each to its actor's partition; each with links
+    also to each URL's partition, carrying only the links that partition owns."""
+    out: dict[tuple[int, Route], list[Event]] = {}
+    for e in events:
+        out.setdefault((partition_of(e["actor"], partitions), "actor"), []).append(e)
+        urls = e["urls"]
+        if urls:
+            owned: dict[int, list[str]] = {}
+            for url in urls:
+                owned.setdefault(partition_of(canonical_url(url), partitions), []).append(url)
+            for q, mine in owned.items():
+                copy = e if len(owned) == 1 else {**e, "urls": mine}
+                out.setdefault((q, "link"), []).append(copy)
+    return out
+
+
+class Routed(NamedTuple):
+    """One by-actor message: events of one route from one source partition, and how far that
+    source has got in event time."""
+
+    route: Route
+    source: int
+    watermark: int
+    events: list[Event]
+
+
+class ActorEngine:
+    """The event rules (R1–R7 as enabled) over one partition of the ``by-actor`` topic."""
+
+    def __init__(
+        self, config: EngineConfig, topic: str = "", partition: int = 0, sources: int = 1
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = -1  # last Kafka offset folded in: set by the caller, kept in checkpoints
+        self.marks = [NO_TIME] * sources  # watermark per source partition
+        self.lead_ms = config.spam.lateness_ms // 2  # how far ahead of the slowest source
+        self.held: list[tuple[int, str, Route, Event]] = []  # heap by (ts, event id)
+        self.accounts = AccountIndex()
+        enabled = set(config.spam.enabled) - {"R8"}
+        self.seen = {r: SeenIds(config.dedupe_ms) for r in ("actor", "link")}
+        self.detectors = {
+            r: SpamDetector(replace(config.spam, enabled=tuple(sorted(rules))), self.accounts)
+            for r, rules in (("actor", enabled - LINK_RULES), ("link", enabled & LINK_RULES))
+        }
+
+    def process(self, messages: list[Routed]) -> list[Alert]:
+        """Take messages in offset order; judge what every source has passed; the alerts."""
+        for m in messages:
+            mark = self.marks[m.source]
+            # a source that ended and starts again (another file) counts from its new events
+            resumed = mark == END and m.watermark != END and bool(m.events)
+            self.marks[m.source] = m.watermark if resumed else max(mark, m.watermark)
+            for e in self.seen[m.route].fresh(m.events):
+                heapq.heappush(self.held, (e["ts"], e["event_id"], m.route, e))
+        frontier = min(self.marks) + self.lead_ms
+        due: dict[Route, list[Event]] = {"actor": [], "link": []}
+        while self.held and self.held[0][0] <= frontier:
+            _, _, r, e = heapq.heappop(self.held)
+            due[r].append(e)
+        alerts: list[Alert] = []
+        for r, events in due.items():
+            if events:
+                alerts.extend(self.detectors[r].process(events))
+        return alerts
+
+    def state_size(self) -> dict[str, int]:
+        return {
+            "event_ids": sum(map(len, self.seen.values())),
+            "held": len(self.held),
+            **{f"{r}_{k}": v for r, d in self.detectors.items() for k, v in d.state_size().items()},
+        }
