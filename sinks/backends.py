@@ -23,6 +23,10 @@ class SinkUnavailable(RapportError):
     """ClickHouse cannot be reached (down, refused, timed out): retry later."""
 
 
+class SinkLoginRefused(RapportError):
+    """The server refused the user or password: retrying will not help, the settings will."""
+
+
 class InsertRejected(RapportError):
     """ClickHouse refused the rows themselves (a type mismatch): retrying will not help."""
 
@@ -35,6 +39,8 @@ class InsertRejected(RapportError):
 TRANSIENT_CODES = frozenset({159, 202, 209, 210, 241, 242, 252, 319, 425, 999})
 # Codes that blame the inserted data: parse failures, type mismatches, out-of-range values.
 REJECTED_CODES = frozenset({6, 26, 27, 38, 41, 53, 69, 70, 72, 117, 131, 321, 349})
+# Unknown user, wrong password, password required, authentication failed (newer servers).
+AUTH_CODES = frozenset({192, 193, 194, 516})
 _CODE = re.compile(r"Code: (\d+)")
 
 
@@ -77,7 +83,8 @@ class Backend(Protocol):
 
 
 class NativeBackend:
-    """A ClickHouse server over the native protocol."""
+    """A ClickHouse server over the native protocol: user and password, and TLS (``secure``,
+    ``verify``, ``ca_certs``) from the target (URL and ``[clickhouse]`` settings)."""
 
     def __init__(self, target: ClickHouseTarget, connect_timeout: float = 5.0) -> None:
         from clickhouse_driver import Client
@@ -102,6 +109,7 @@ class NativeBackend:
             password=target.password,
             secure=target.secure,
             verify=target.verify,
+            ca_certs=target.ca_certs or None,  # None: the system's CAs
             connect_timeout=connect_timeout,
             send_receive_timeout=300,
             settings={"strings_as_bytes": False},
@@ -127,6 +135,12 @@ class NativeBackend:
                 f"ClickHouse at {self.target.display()} is unreachable: {exc}"
             ) from exc
         except self._server_error as exc:
+            if exc.code in AUTH_CODES:
+                raise SinkLoginRefused(
+                    f"ClickHouse at {self.target.display()} refused user {self.target.user!r} "
+                    "(wrong user or password): check the URL's user, clickhouse.user and "
+                    "RAPPORT_CLICKHOUSE__PASSWORD"
+                ) from None
             if exc.code in TRANSIENT_CODES:
                 raise SinkUnavailable(
                     f"ClickHouse at {self.target.display()} is busy: {_first_line(exc)}"
@@ -165,6 +179,9 @@ class ChdbLocked(RapportError):
 
 class ChdbBackend:
     """ClickHouse embedded in this process (chDB); one process owns a data directory.
+
+    There is no network, so no user, password or TLS: file permissions on the directory are
+    the only access control.
 
     Inserts go in as Arrow record batches typed from the table's own columns: about three
     times the throughput of JSONEachRow text, and a wrong value fails in Python, per column.

@@ -7,7 +7,7 @@ directory, and an optional ``?database=NAME`` (default ``rapport``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -25,10 +25,11 @@ class ClickHouseTarget:
     host: str = ""
     port: int = 9000
     user: str = "default"
-    password: str = ""
+    password: str = field(default="", repr=False)  # shown by display() as ***
     database: str = "rapport"
     secure: bool = False
     verify: bool = True
+    ca_certs: str = ""  # CA bundle for TLS (empty: the system's)
 
     def display(self) -> str:
         """The URL with the password masked, safe to print and log."""

@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sinks.backends import Backend, InsertRejected, SinkUnavailable
 from sinks.capabilities import Capabilities, probe
@@ -52,6 +52,24 @@ class DeadLetter:
     reason: str
     code: int | None
     offsets: dict[TopicPartition, int]  # the position the row was added with
+
+
+class Observer(Protocol):
+    """Who watches the writer work (the worker's metrics)."""
+
+    def inserted(self, table: str, rows: int, seconds: float) -> None: ...
+
+    def retried(self) -> None: ...
+
+
+class _Unobserved:
+    """The default: nobody watches."""
+
+    def inserted(self, table: str, rows: int, seconds: float) -> None:
+        pass
+
+    def retried(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,7 @@ class Writer:
         capabilities: Capabilities | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        observer: Observer | None = None,
     ) -> None:
         self.backend = backend
         self.capabilities = capabilities or probe(backend)
@@ -123,6 +142,7 @@ class Writer:
         self._retry = retry or RetryPolicy()
         self._clock = clock
         self._sleep = sleep
+        self._observer = observer or _Unobserved()
         self._open: dict[_Key, _Batch] = {}
         # Recorded in sink_batches, hence frozen until stored; at most one per key, so the
         # journal's latest entry per key always marks the one range that may be unstored.
@@ -310,6 +330,7 @@ class Writer:
             whole = lo == 0 and hi == len(batch.rows)
             settings = {"insert_deduplication_token": token if whole else f"{token}|{lo}-{hi}"}
         table = batch.table
+        started = time.perf_counter()
         try:
             self._retrying(
                 lambda: self.backend.insert(
@@ -338,11 +359,14 @@ class Writer:
                     offsets=batch.position_of(lo),
                 )
             )
+        else:
+            self._observer.inserted(table.name, hi - lo, time.perf_counter() - started)
 
     def _retrying(self, action: Callable[[], T]) -> T:
         last: SinkUnavailable | None = None
         for attempt in range(self._retry.attempts):
             if attempt:
+                self._observer.retried()
                 self._sleep(self._retry.delay(attempt - 1))
             try:
                 return action()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import faust
 
 from streams.config import Settings
+from streams.kafka_security import faust_credentials
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -15,6 +16,7 @@ def create_app(settings: Settings) -> faust.App:
     return faust.App(
         f"{settings.kafka.topic_prefix}-worker",
         broker=brokers,
+        broker_credentials=faust_credentials(settings.kafka),  # SASL / TLS from [kafka]
         store=settings.worker.store,
         topic_partitions=settings.kafka.partitions,
         topic_replication_factor=settings.kafka.replication_factor,

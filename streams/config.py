@@ -21,6 +21,7 @@ from sinks.url import ClickHouseTarget, parse_clickhouse_url
 from streams.core.engine import EngineConfig
 from streams.core.spam import SpamConfig
 from streams.errors import ConfigError
+from streams.kafka_security import check_security
 
 SHORT_ENV = {
     "RAPPORT_KAFKA": ("kafka", "bootstrap"),
@@ -38,14 +39,26 @@ class KafkaSettings:
     topic_prefix: str = "rapport"
     partitions: int = 4
     replication_factor: int = 1
+    # security (streams.kafka_security): PLAINTEXT | SASL_PLAINTEXT | SSL | SASL_SSL
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512 (SASL_* only)
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)  # env only: RAPPORT_KAFKA__SASL_PASSWORD
+    ssl_cafile: str = ""  # CA bundle that signed the brokers' certificates (default: system's)
+    ssl_certfile: str = ""  # client certificate (PEM) for mutual TLS, with ssl_keyfile
+    ssl_keyfile: str = ""
 
 
 @dataclass(frozen=True)
 class ClickHouseSettings:
     """The sink: ``chdb://PATH`` (embedded, default) or ``clickhouse://user:pass@host:port/db``."""
 
-    url: str = ""  # empty: chdb://<stack.var_dir>/chdb
-    password: str = ""  # overrides the URL's password; keep secrets in the environment
+    url: str = field(default="", repr=False)  # may hold a password; empty: <var_dir>/chdb
+    user: str = ""  # overrides the URL's user
+    password: str = field(default="", repr=False)  # overrides the URL's; environment only
+    secure: bool = False  # TLS to the server (as the clickhouses:// scheme); not for chDB
+    ca_certs: str = ""  # CA bundle that signed the server's certificate (default: system's)
+    verify: bool = True  # check the server's certificate (false only for tests)
     cluster: str = ""  # ClickHouse cluster name: generates ON CLUSTER / Replicated DDL
 
 
@@ -74,6 +87,7 @@ class WorkerSettings:
     batch_seconds: float = 1.0  # flush a batch at least this often
     take_messages: int = 100  # Kafka messages taken at a time (an envelope holds up to 500 events)
     checkpoint_seconds: float = 5.0  # analytics state saved (and input acknowledged) this often
+    log_format: str = "text"  # "text" or "json" (one object a line); both carry run and partition
 
 
 @dataclass(frozen=True)
@@ -144,10 +158,18 @@ class Settings:
 
     @property
     def clickhouse_target(self) -> ClickHouseTarget:
-        target = parse_clickhouse_url(self.clickhouse.url)
-        if self.clickhouse.password:
-            target = dataclasses.replace(target, password=self.clickhouse.password)
-        return target
+        ch = self.clickhouse
+        target = parse_clickhouse_url(ch.url)
+        if target.kind == "chdb":
+            return target  # embedded: no network, so no user, password or TLS
+        return dataclasses.replace(
+            target,
+            user=ch.user or target.user,
+            password=ch.password or target.password,
+            secure=target.secure or ch.secure,
+            verify=target.verify and ch.verify,
+            ca_certs=ch.ca_certs,
+        )
 
     def topic(self, name: str) -> str:
         """The full name of one of Rapport's topics, e.g. ``rapport.interactions``."""
@@ -180,7 +202,10 @@ def _mask(section: str, key: str, value: Any) -> str:
         return "***"
     if (section, key) == ("clickhouse", "url"):
         return parse_clickhouse_url(str(value)).display()
-    return str(value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
 def _coerce(section: str, key: str, raw: Any, kind: Any, origin: str) -> Any:
@@ -193,6 +218,12 @@ def _coerce(section: str, key: str, raw: Any, kind: Any, origin: str) -> Any:
             return int(raw)
         if kind in ("float", float):
             return float(raw)
+        if kind in ("bool", bool):
+            if isinstance(raw, str) and raw.strip().lower() in _BOOLS:
+                return _BOOLS[raw.strip().lower()]
+            if not isinstance(raw, bool):
+                raise ValueError
+            return raw
         if kind == "tuple[str, ...]":
             items = raw.split(",") if isinstance(raw, str) else raw
             if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
@@ -303,6 +334,11 @@ def _apply(
             raise ConfigError(
                 f"{origin}: unknown setting {section}.{key}; known: {', '.join(sorted(known))}"
             )
+        if (section, key) in SECRET_KEYS and not origin.startswith("environment"):
+            raise ConfigError(
+                f"{origin}: {section}.{key} is a secret, so it is read from the environment only:"
+                f" set RAPPORT_{section.upper()}__{key.upper()} instead"
+            )
         values[section][key] = _coerce(section, key, raw, known[key], origin)
         sources[f"{section}.{key}"] = origin
 
@@ -348,6 +384,9 @@ def _validate_ports(stack: StackSettings, worker: WorkerSettings) -> None:
 
 
 def _validate(s: Settings) -> None:
+    check_security(s.kafka)
+    if s.clickhouse.ca_certs and not Path(s.clickhouse.ca_certs).is_file():
+        raise ConfigError(f"clickhouse.ca_certs = {s.clickhouse.ca_certs!r} is not a file")
     if s.kafka.partitions < 1:
         raise ConfigError(f"kafka.partitions = {s.kafka.partitions}; it must be at least 1")
     if not s.kafka.topic_prefix or any(c in s.kafka.topic_prefix for c in " /\\"):
@@ -362,6 +401,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError("analytics.window_sizes takes one or two sizes; horizon_hours > 0")
     if list(config.tier_bounds) != sorted(set(config.tier_bounds)):
         raise ConfigError(f"analytics.tier_bounds = {s.analytics.tier_bounds!r} must increase")
+    if s.worker.log_format not in ("text", "json"):
+        raise ConfigError(f"worker.log_format = {s.worker.log_format!r}: use text or json")
     if s.worker.checkpoint_seconds <= 0:
         raise ConfigError("worker.checkpoint_seconds must be > 0")
     if s.worker.batch_size < 1 or s.worker.batch_seconds <= 0 or s.worker.take_messages < 1:

@@ -1,6 +1,7 @@
-"""kafka-python clients built from settings, in one place (addresses, and later security).
+"""kafka-python clients built from settings, in one place (addresses and security).
 
-A broker that does not answer becomes one clear line, not a traceback.
+A broker that does not answer, refuses the login or fails TLS becomes one clear line, not a
+traceback (and never shows the password).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 
 from streams.config import Settings
 from streams.errors import RapportError
+from streams.kafka_security import LoginWatch, client_options
 
 T = TypeVar("T")
 
@@ -24,10 +26,12 @@ def _unreachable(settings: Settings) -> RapportError:
 def _open(settings: Settings, factory: Callable[..., T], **options: Any) -> T:
     from kafka.errors import KafkaTimeoutError
 
-    try:
-        return factory(bootstrap_servers=settings.kafka.bootstrap, **options)
-    except KafkaTimeoutError:
-        raise _unreachable(settings) from None
+    security = client_options(settings.kafka)
+    with LoginWatch(settings.kafka) as watch:
+        try:
+            return factory(bootstrap_servers=settings.kafka.bootstrap, **security, **options)
+        except KafkaTimeoutError:
+            raise watch.error() or _unreachable(settings) from None
 
 
 def admin(settings: Settings) -> Any:

@@ -30,7 +30,7 @@ def run_foreground(settings: Settings, loglevel: str = "info") -> None:
 
     from sinks.backends import connect
     from sinks.migrations import migrate
-    from streams import agents, web
+    from streams import agents, logs, web
     from streams.app import create_app
     from streams.topics import ensure_topics
 
@@ -39,10 +39,15 @@ def run_foreground(settings: Settings, loglevel: str = "info") -> None:
     backend = connect(settings.clickhouse_target)
     migrate(backend, settings.clickhouse.cluster or None)
     agents.install(app, settings, backend)
-    web.install(app, backend)
+    web.install(app, settings, backend)
+    log_format = settings.worker.log_format
     code = 0
     try:
-        Worker(app, loglevel=loglevel, redirect_stdouts=False).execute_from_commandline()
+        Worker(
+            app, loglevel=loglevel, redirect_stdouts=False,
+            logging_config=logs.config(settings.kafka.topic_prefix, log_format, loglevel),
+            quiet=log_format == "json",  # the banner and spinner are not JSON lines
+        ).execute_from_commandline()  # fmt: skip
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     finally:

@@ -13,10 +13,12 @@ import re
 import shutil
 import subprocess
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from streams.config import Settings
 from streams.errors import StackError
+from streams.kafka_security import client_options
 from streams.stack.process import ManagedProcess, port_open, tail
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,13 +92,28 @@ def ensure_jars(version: str, log: Path) -> Path:
 
 
 class KafkaService:
+    """The broker of ``ops/kafka/server.properties``.
+
+    ``extra_config`` adds or overrides broker properties (``@KAFKA_PORT@`` and the other
+    placeholders work in values), e.g. a SASL listener; ``format_args`` go to the storage
+    format, e.g. ``--add-scram``. A broker given extra config is probed with the clients'
+    security settings (``kafka.security_protocol`` ...), the plain one without.
+    """
+
     name = "kafka"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        extra_config: Mapping[str, str] | None = None,
+        format_args: Sequence[str] = (),
+    ) -> None:
         self.settings = settings
         self.run_dir = settings.var_path / "kafka"
         self.process = ManagedProcess("kafka", self.run_dir)
         self.port = settings.stack.kafka_port
+        self.extra_config = dict(extra_config or {})
+        self.format_args = list(format_args)
 
     @property
     def address(self) -> str:
@@ -108,6 +125,7 @@ class KafkaService:
     def _render_config(self) -> Path:
         stack = self.settings.stack
         text = (OPS / "server.properties").read_text()
+        text += "".join(f"{key}={value}\n" for key, value in self.extra_config.items())
         for key, value in {
             "KAFKA_PORT": stack.kafka_port,
             "CONTROLLER_PORT": stack.kafka_controller_port,
@@ -141,7 +159,10 @@ class KafkaService:
         argv = self._java_argv(
             java,
             libs,
-            ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", str(config)],
+            [
+                "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                "-c", str(config), *self.format_args,
+            ],  # fmt: skip
         )
         out = subprocess.run(argv, capture_output=True, text=True)
         if out.returncode != 0:
@@ -173,8 +194,11 @@ class KafkaService:
         from kafka import KafkaAdminClient
         from kafka.errors import KafkaError
 
+        security = client_options(self.settings.kafka) if self.extra_config else {}
         try:
-            admin = KafkaAdminClient(bootstrap_servers=self.address, request_timeout_ms=3000)
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.address, request_timeout_ms=3000, **security
+            )
         except (KafkaError, OSError, ValueError):
             return False
         try:

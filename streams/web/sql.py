@@ -1,9 +1,8 @@
-"""The worker's HTTP API (Faust's web server; loopback unless configured otherwise).
+"""``POST /api/sql`` and ``GET /api/health``.
 
-``POST /api/sql`` runs one read-only, parameterised query on the worker's own sink
-connection: with the embedded chDB, the worker owns the data directory, so this is how
-``rapport sql`` and ``rapport report`` reach it while the worker runs. ``GET /api/health``
-says the worker is up.
+``/api/sql`` runs one read-only, parameterised query on the worker's own sink connection: with
+the embedded chDB, the worker owns the data directory, so this is how ``rapport sql`` and
+``rapport report`` reach it while the worker runs. ``/api/health`` says the worker is up.
 """
 
 from __future__ import annotations
