@@ -86,6 +86,7 @@ class WorkerSettings:
     batch_size: int = 50_000  # rows per ClickHouse insert (per table and partition)
     batch_seconds: float = 1.0  # flush a batch at least this often
     take_messages: int = 100  # Kafka messages taken at a time (an envelope holds up to 500 events)
+    take_seconds: float = 0.1  # ...or what arrived within this long (latency at low load)
     checkpoint_seconds: float = 5.0  # analytics state saved (and input acknowledged) this often
     log_format: str = "text"  # "text" or "json" (one object a line); both carry run and partition
 
@@ -405,7 +406,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"worker.log_format = {s.worker.log_format!r}: use text or json")
     if s.worker.checkpoint_seconds <= 0:
         raise ConfigError("worker.checkpoint_seconds must be > 0")
-    if s.worker.batch_size < 1 or s.worker.batch_seconds <= 0 or s.worker.take_messages < 1:
+    if (s.worker.batch_size < 1 or s.worker.batch_seconds <= 0 or s.worker.take_messages < 1
+            or s.worker.take_seconds <= 0):  # fmt: skip
         raise ConfigError(
             "worker.batch_size and worker.take_messages must be >= 1, worker.batch_seconds > 0"
         )

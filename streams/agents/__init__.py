@@ -18,7 +18,7 @@ def install(app: faust.App, settings: Settings, backend: Backend) -> Pipeline:
     the rebalance hook, all sharing one ``Pipeline``."""
     pipeline = Pipeline(app, settings, backend)
     take_over_gaps(app.consumer)
-    take, every = settings.worker.take_messages, settings.worker.batch_seconds
+    take, within = settings.worker.take_messages, settings.worker.take_seconds
 
     def raw_topic(name: str) -> Any:
         return app.topic(settings.topic(name), key_type=bytes, value_type=bytes,
@@ -28,22 +28,22 @@ def install(app: faust.App, settings: Settings, backend: Backend) -> Pipeline:
     async def interactions(stream: faust.StreamT) -> None:
         pipeline.streams[settings.topic("interactions")] = stream
         # noack_take: acks are the pipeline's to give (take would ack even when a store fails)
-        async for events in cast(faust.Stream, stream).noack_take(take, every):
+        async for events in cast(faust.Stream, stream).noack_take(take, within):
             await pipeline.interactions(events)
 
     @app.agent(raw_topic("by-actor"), name="actors")
     async def actors(stream: faust.StreamT) -> None:
         pipeline.streams[settings.topic("by-actor")] = stream
-        async for events in cast(faust.Stream, stream).noack_take(take, every):
+        async for events in cast(faust.Stream, stream).noack_take(take, within):
             await pipeline.actors(events)
 
     @app.agent(raw_topic("snapshots"), name="snapshots")
     async def snapshots(stream: faust.StreamT) -> None:
         pipeline.streams[settings.topic("snapshots")] = stream
-        async for events in cast(faust.Stream, stream).noack_take(take, every):
+        async for events in cast(faust.Stream, stream).noack_take(take, within):
             await pipeline.snapshots(events)
 
-    @app.timer(every)
+    @app.timer(settings.worker.batch_seconds)
     async def checkpoint_when_due() -> None:
         await pipeline.maybe_checkpoint()
 

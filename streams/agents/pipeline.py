@@ -110,6 +110,7 @@ class Pipeline:
         self.states: dict[TopicPartition, State] = {}  # engines of both input topics
         self.checkpointed: dict[TopicPartition, int] = {}  # offset covered by saved state
         self.changed: set[TopicPartition] = set()  # states with input since their last save
+        self.saved_at: dict[TopicPartition, float] = {}  # monotonic time of each state's save
         self.any_event: dict[TopicPartition, faust.types.EventT] = {}  # for table context
         self.profiles: dict[str, dict[str, Any]] = {}  # latest snapshot per account
         self.unacked: list[faust.types.EventT] = []
@@ -120,7 +121,6 @@ class Pipeline:
         self.streams: dict[str, faust.StreamT] = {}
         self.lock = asyncio.Lock()
         self.last_input = time.monotonic()
-        self.last_checkpoint = time.monotonic()
         self.metrics = metrics.watch(self)
         self.writer = Writer(
             backend, self.refused.append,
@@ -140,6 +140,7 @@ class Pipeline:
                 engine = self._state(self.interactions_topic, p, part[0])
                 assert isinstance(engine, PartitionEngine)
                 messages: list[list[dict[str, Any]] | None] = []
+                routed: list[dict[str, Any]] = []  # for the spam rules, one send per batch
                 folded = engine.offset
                 for event in part:
                     for m in await self._in_order(event.message):
@@ -151,7 +152,9 @@ class Pipeline:
                         folded = max(folded, m.offset) if fold else folded
                         if END_OF_INPUT in headers:
                             await self._add(INTERACTIONS, [], at)  # its position, to be acked
+                            await self._route(p, routed)
                             await self._route(p, [], END)
+                            routed = []
                             if fold:
                                 messages.append(None)  # release what waits for reordering
                             continue
@@ -163,10 +166,10 @@ class Pipeline:
                         await self._letters(letters, at)
                         rows = [interaction_row(e, m.topic, p, m.offset) for e in good]
                         await self._add(INTERACTIONS, rows, at)
-                        if good:
-                            await self._route(p, good, max(e["ts"] for e in good))
+                        routed.extend(good)
                         if fold:
                             messages.append(good)
+                await self._route(p, routed)
                 if messages:
                     out = engine.process(messages)
                     engine.offset = folded
@@ -228,9 +231,16 @@ class Pipeline:
             await self._flush(force=False)
         await self.maybe_checkpoint()
 
-    async def _route(self, source: int, events: list[dict[str, Any]], watermark: int) -> None:
+    async def _route(
+        self, source: int, events: list[dict[str, Any]], watermark: int | None = None
+    ) -> None:
         """Re-key events for the spam rules: to the by-actor topic (see ``core.actors``); every
-        partition of it hears the source's watermark, with events or without."""
+        partition of it hears the source's watermark (default: its newest event time), with
+        events or without."""
+        if watermark is None:
+            if not events:
+                return
+            watermark = max(e["ts"] for e in events)
         partitions = self.settings.kafka.partitions
         groups = route(events, partitions)
         for q in range(partitions):
@@ -290,6 +300,7 @@ class Pipeline:
                 state.observe_snapshots(list(self.profiles.values()))
             self.states[tp] = state
             self.checkpointed[tp] = state.offset
+            self.saved_at[tp] = time.monotonic()
         return state
 
     # --- output ---
@@ -360,28 +371,42 @@ class Pipeline:
     # --- checkpoints ---
 
     async def maybe_checkpoint(self) -> None:
-        """Checkpoint when one is due, or when input paused with anything unacknowledged."""
-        now = time.monotonic()
-        interval = self.settings.worker.checkpoint_seconds
-        paused = now - self.last_input >= self.settings.worker.batch_seconds
-        if self.unacked and (now - self.last_checkpoint >= interval or paused):
+        """Checkpoint when a state is due, or everything when input paused."""
+        if self.unacked and (self._paused() or self._due()):
             await self.checkpoint()
 
     async def checkpoint(self) -> None:
+        """Save the states due (all of them when input paused), then acknowledge what is safe.
+
+        Pickling a state holds the event loop (0.1–0.2 s for a few MB), so while input flows
+        one state is saved per call, the least recently saved first: each still every
+        ``checkpoint_seconds``, and no pause much longer than one pickle delays an alert.
+        """
         async with self.lock:
-            for tp in sorted(self.changed):
+            due = sorted(self.changed) if self._paused() else self._due()[:1]
+            for tp in due:
                 state = self.states[tp]
                 if isinstance(state, PartitionEngine):
                     await self._output(state.emit_open())
             await self._flush(force=True)
-            for tp in sorted(self.changed):
+            now = time.monotonic()
+            for tp in due:
                 state = self.states[tp]
                 self.store.save(state, self.any_event[tp])
                 self.checkpointed[tp] = state.offset
-            self.changed.clear()
+                self.saved_at[tp] = now
+                self.changed.discard(tp)
             await self.app.producer.flush()
             await self._ack()
-            self.last_checkpoint = time.monotonic()
+
+    def _paused(self) -> bool:
+        return time.monotonic() - self.last_input >= self.settings.worker.batch_seconds
+
+    def _due(self) -> list[TopicPartition]:
+        """Changed states not saved for ``checkpoint_seconds``, least recently saved first."""
+        since = time.monotonic() - self.settings.worker.checkpoint_seconds
+        return sorted((tp for tp in self.changed if self.saved_at.get(tp, 0.0) <= since),
+                      key=lambda tp: self.saved_at.get(tp, 0.0))  # fmt: skip
 
     async def _ack(self) -> None:
         stored = self.writer.stored_offsets()
@@ -421,6 +446,7 @@ class Pipeline:
             if self.states.pop(tp, None) is not None:
                 self.changed.discard(tp)
                 self.checkpointed.pop(tp, None)
+                self.saved_at.pop(tp, None)
 
 
 def _by_partition(events: Sequence[faust.types.EventT]) -> dict[int, list[faust.types.EventT]]:
