@@ -94,10 +94,11 @@ def schema_of(headers: Headers) -> tuple[str, int]:
         raise DecodeError("wrong_header", f"no {SCHEMA_HEADER} header: not a Rapport message")
     if name not in schemas.CURRENT:
         raise DecodeError("unknown_schema", f"{SCHEMA_HEADER} names an unknown schema {name!r}")
-    if version is None or not version.isdigit():
-        raise DecodeError(
-            "wrong_header", f"{VERSION_HEADER} header is {version!r}, not a version number"
-        )
+    # ASCII digits only: str.isdigit() also takes '²' or '፩', which int() refuses, and
+    # int() refuses thousands of digits; no schema will have a billion versions.
+    if version is None or not (version.isascii() and version.isdigit()) or len(version) > 9:
+        shown = repr(version if version is None else version[:20])
+        raise DecodeError("wrong_header", f"{VERSION_HEADER} {shown} is not a version number")
     return name, int(version)
 
 

@@ -40,8 +40,7 @@ def check_security(kafka: KafkaSettings) -> None:
     if uses_sasl(kafka):
         if kafka.sasl_mechanism not in SASL_MECHANISMS:
             raise ConfigError(
-                f"kafka.sasl_mechanism = {kafka.sasl_mechanism!r}: use "
-                f"{', '.join(SASL_MECHANISMS)}"
+                f"kafka.sasl_mechanism = {kafka.sasl_mechanism!r}: use {', '.join(SASL_MECHANISMS)}"
             )
         if not kafka.sasl_username or not kafka.sasl_password:
             raise ConfigError(
@@ -160,6 +159,9 @@ class LoginWatch(logging.Handler):
         for exc in self.seen:
             if "Authentication" in type(exc).__name__:
                 return login_refused(self.kafka)
-            if isinstance(exc, ssl.SSLError):
-                return tls_failed(self.kafka, getattr(exc, "reason", None) or str(exc))
+            cause: BaseException | None = exc  # kafka-python wraps the handshake's SSLError
+            while cause is not None and not isinstance(cause, ssl.SSLError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is not None:
+                return tls_failed(self.kafka, getattr(cause, "reason", None) or str(cause))
         return None

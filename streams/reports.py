@@ -254,10 +254,11 @@ class Reports:
         a = scope.account
         if not a:
             raise RapportError("report account needs --account NAME")
-        days = self.q.query(
-            "SELECT window_start, inbound, answered, pending, unanswered FROM "
-            f"{self.db}.window_aggregates FINAL WHERE account = %(a)s AND window_ms = %(w)s "
-            "AND requester_tier = 'all' AND spam_adjusted = 0 ORDER BY window_start",
+        days = self.q.query(  # one row per day: an account's rows come from every partition
+            "SELECT window_start, sum(inbound), sum(answered), sum(pending), sum(unanswered) "
+            f"FROM {self.db}.window_aggregates FINAL WHERE account = %(a)s AND window_ms = %(w)s "
+            "AND requester_tier = 'all' AND spam_adjusted = 0 GROUP BY window_start "
+            "ORDER BY window_start",
             {"a": a, "w": max(self.config.window_sizes)},
         )
         resp = self.responsiveness(Scope(scope.window, None, a, 1))

@@ -156,14 +156,9 @@ class KafkaService:
         cluster_id = "-"
         while cluster_id.startswith("-"):  # as Kafka's own Uuid: a leading dash reads as a flag
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        argv = self._java_argv(
-            java,
-            libs,
-            [
-                "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                "-c", str(config), *self.format_args,
-            ],  # fmt: skip
-        )
+        cluster = f"--cluster-id={cluster_id}"
+        tool = ["kafka.tools.StorageTool", "format", cluster, "-c", str(config), *self.format_args]
+        argv = self._java_argv(java, libs, tool)
         out = subprocess.run(argv, capture_output=True, text=True)
         if out.returncode != 0:
             raise StackError(f"formatting Kafka storage failed: {out.stdout}{out.stderr}")

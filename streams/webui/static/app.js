@@ -285,16 +285,7 @@ async function accountReport(name) {
     tile("reciprocity", s.reciprocity === null || s.reciprocity === undefined ? "–" : fmtPct(s.reciprocity)),
     tile("given / taken", `${fmtNum(s.given)} / ${fmtNum(s.taken)}`),
     tile("give/take ratio", s.give_take === null || s.give_take === undefined ? "–" : String(s.give_take)));
-  // the report has a row per day and Kafka partition (an account's conversations spread over
-  // partitions): sum them per day
-  const byDay = new Map();
-  for (const d of report.days) {
-    const sum = byDay.get(d.day_start_ms) || { inbound: 0, answered: 0 };
-    sum.inbound += d.inbound;
-    sum.answered += d.answered;
-    byDay.set(d.day_start_ms, sum);
-  }
-  const days = [...byDay.entries()].sort((a, b) => a[0] - b[0]);
+  const days = report.days.map((d) => [d.day_start_ms, d]);  // one row per day, in order
   draw("account-days", {
     data: {
       labels: days.map(([start]) => fmtTime(start).slice(0, 10)),
