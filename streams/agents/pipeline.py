@@ -1,14 +1,16 @@
 """The worker's state and its one rule: nothing is acknowledged before it is safe.
 
-Interactions are decoded (bad input → dead-letter topic and table), stored raw, and folded
-into their partition's ``PartitionEngine``; snapshots are stored as profiles and feed every
-engine's tiers. Rows go through one ``Writer``. A **checkpoint** (every
-``worker.checkpoint_seconds``, and as soon as input pauses) stores every buffered row, emits
-the figures of open windows, saves each changed engine to the changelog-backed table and
-flushes the producer; only then are the messages it covers acknowledged, so Faust commits
-nothing that ClickHouse and the saved state do not both have. After a crash or rebalance an
-engine restarts from its checkpoint and skips the messages it already covers; replayed rows
-collapse in ClickHouse (see ``sinks.writer`` and the versions in ``streams.core.engine``).
+Interactions are decoded (bad input → dead-letter topic and table), stored raw, folded into
+their partition's ``PartitionEngine`` and re-keyed into the by-actor topic, whose partitions'
+``ActorEngine``s run the spam rules; snapshots are stored as profiles and feed every engine's
+tiers. Every delivered offset is checked (``deliveries``). Rows go through one ``Writer``. A
+**checkpoint** stores every buffered row, emits the figures of open windows, saves the engines
+due (each every ``worker.checkpoint_seconds``; all as soon as input pauses) to the
+changelog-backed table and flushes the producer; only then are the messages they cover
+acknowledged, so Faust commits nothing that ClickHouse and the saved state do not both have.
+After a crash or rebalance an engine restarts from its checkpoint and skips the messages it
+already covers; replayed rows collapse in ClickHouse (see ``sinks.writer`` and the versions in
+``streams.core.engine``).
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ from sinks.tables import (
 )
 from sinks.writer import BackpressureError, DeadLetter, SinkDown, Writer
 from streams import logs, metrics
+from streams.agents import by_actor
 from streams.agents.checkpoints import EngineStore, State
 from streams.agents.deliveries import Delivery, DeliveryCheck, Record, Refill, let_commits_pass
 from streams.config import Settings
-from streams.core.actors import END, ActorEngine, Route, Routed, route
+from streams.core.actors import END, ActorEngine, Routed
 from streams.core.engine import Output, PartitionEngine
 from streams.core.spam import SpamDetector
 from streams.core.tiers import follower_tier
@@ -51,9 +54,6 @@ from streams.publish import END_OF_INPUT
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 2.0
-# by-actor message headers (see core.actors): route (b"actor" or b"link"), source partition,
-# and the source's watermark in event time (ms)
-ROUTE, SOURCE, WATERMARK = "rapport-route", "rapport-source", "rapport-watermark"
 DERIVED: dict[str, Table] = {
     t.name: t
     for t in (REPLY_RECORDS, WINDOW_AGGREGATES, PAIR_COUNTS, TIER_MIXING, LATE_EVENTS, SPAM_ALERTS)
@@ -215,11 +215,7 @@ class Pipeline:
                     for m in await self._in_order(event.message):
                         await self._add(SPAM_ALERTS, [], {(m.topic, m.partition): m.offset})
                         if m.offset > state.offset:
-                            headers = dict(_headers(m))
-                            _, records = codec.decode_message(m.value, list(headers.items()))
-                            kind: Route = "link" if headers.get(ROUTE) == b"link" else "actor"
-                            source, mark = int(headers[SOURCE]), int(headers[WATERMARK])
-                            messages.append(Routed(kind, source, mark, records))
+                            messages.append(by_actor.decode(m.value, _headers(m)))
                             folded = m.offset
                 if messages:
                     alerts = state.process(messages)
@@ -242,18 +238,8 @@ class Pipeline:
                 return
             watermark = max(e["ts"] for e in events)
         partitions = self.settings.kafka.partitions
-        groups = route(events, partitions)
-        for q in range(partitions):
-            if (q, "actor") not in groups and (q, "link") not in groups:
-                groups[(q, "actor")] = []
-        for (q, kind), group in sorted(groups.items()):
-            headers = [
-                *schemas.kafka_headers(schemas.INTERACTION_BATCH),
-                (ROUTE, kind.encode()),
-                (SOURCE, str(source).encode()),
-                (WATERMARK, str(watermark).encode()),
-            ]
-            await self.by_actor.send(value=codec.encode_batch(group), partition=q, headers=headers)
+        for q, value, headers in by_actor.encode(source, events, watermark, partitions):
+            await self.by_actor.send(value=value, partition=q, headers=headers)
 
     def partition_engines(self) -> list[PartitionEngine]:
         return [s for s in self.states.values() if isinstance(s, PartitionEngine)]

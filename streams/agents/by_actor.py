@@ -1,0 +1,45 @@
+"""The by-actor topic's messages: routed events with their source partition and watermark.
+
+One place that writes and reads them, so the worker's two stages cannot disagree on the
+format: an ``interaction-batch`` envelope plus three headers — route (``actor`` or ``link``),
+source partition, and the source's watermark in event-time ms (see ``streams.core.actors``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import schemas
+from schemas import codec
+from streams.core.actors import Route, Routed, route
+
+ROUTE, SOURCE, WATERMARK = "rapport-route", "rapport-source", "rapport-watermark"
+Headers = list[tuple[str, bytes]]
+
+
+def encode(
+    source: int, events: list[dict[str, Any]], watermark: int, partitions: int
+) -> Iterator[tuple[int, bytes, Headers]]:
+    """(partition, value, headers) of the messages that route ``events``: every partition gets
+    at least one, so each hears how far the source has got."""
+    groups = route(events, partitions)
+    for q in range(partitions):
+        if (q, "actor") not in groups and (q, "link") not in groups:
+            groups[(q, "actor")] = []
+    for (q, kind), group in sorted(groups.items()):
+        headers = [
+            *schemas.kafka_headers(schemas.INTERACTION_BATCH),
+            (ROUTE, kind.encode()),
+            (SOURCE, str(source).encode()),
+            (WATERMARK, str(watermark).encode()),
+        ]
+        yield q, codec.encode_batch(group), headers
+
+
+def decode(value: bytes | None, headers: Headers) -> Routed:
+    """One by-actor message as the ``ActorEngine`` takes it."""
+    named = dict(headers)
+    _, records = codec.decode_message(value, headers)
+    kind: Route = "link" if named.get(ROUTE) == b"link" else "actor"
+    return Routed(kind, int(named[SOURCE]), int(named[WATERMARK]), records)

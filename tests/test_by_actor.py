@@ -1,0 +1,32 @@
+"""The by-actor message format: what the first stage writes, the second reads back."""
+
+from __future__ import annotations
+
+from streams.agents import by_actor
+from streams.core.actors import partition_of
+
+
+def event(i: int, actor: str, urls: list[str]) -> dict:
+    return {"event_id": f"e{i}", "kind": "REPLY", "actor": actor, "target": f"t{i}",
+            "ts": 1_700_000_000_000 + i, "in_reply_to": None, "conversation_id": None,
+            "text": "x", "urls": urls, "platform": "test", "followers": None,
+            "following": None, "posts": None}  # fmt: skip
+
+
+def test_every_partition_hears_the_watermark_and_events_come_back_whole() -> None:
+    events = [event(1, "alice", ["https://Shop.example/a?utm_source=x"]), event(2, "bob", [])]
+    messages = list(by_actor.encode(3, events, 1_700_000_000_002, 4))
+    assert sorted({q for q, _, _ in messages}) == [0, 1, 2, 3]
+    back = [(q, by_actor.decode(value, headers)) for q, value, headers in messages]
+    assert all(r.source == 3 and r.watermark == 1_700_000_000_002 for _, r in back)
+    actor_routed = {e["event_id"]: q for q, r in back if r.route == "actor" for e in r.events}
+    assert actor_routed == {"e1": partition_of("alice", 4), "e2": partition_of("bob", 4)}
+    linked = [e for _, r in back if r.route == "link" for e in r.events]
+    assert [(e["event_id"], e["urls"]) for e in linked] == [("e1", events[0]["urls"])]
+    assert linked[0] == events[0]  # the event itself, not a summary
+
+
+def test_a_source_with_nothing_new_still_moves_every_partition_on() -> None:
+    messages = list(by_actor.encode(0, [], 5, 2))
+    assert [(q, by_actor.decode(v, h).events, by_actor.decode(v, h).watermark)
+            for q, v, h in messages] == [(0, [], 5), (1, [], 5)]  # fmt: skip
