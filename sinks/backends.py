@@ -8,7 +8,9 @@ on either.
 
 from __future__ import annotations
 
+import fcntl
 import io
+import os
 import re
 import struct
 from collections.abc import Mapping, Sequence
@@ -191,8 +193,14 @@ class ChdbBackend:
         from chdb import session
 
         self.target = target
+        if target.path not in _CHDB_OPEN and _owned_elsewhere(target.path):
+            raise ChdbLocked(
+                f"chDB at {target.path} is open in another process (a running worker?): query "
+                "through the worker that owns it (its web port), or stop it"
+            )
         try:
             self._session = session.Session(target.path)
+            _CHDB_OPEN.add(target.path)
         except RuntimeError as exc:
             raise ChdbLocked(
                 f"cannot open chDB at {target.path}: {exc}. chDB allows one process per data "
@@ -270,6 +278,28 @@ class ChdbBackend:
 
     def close(self) -> None:
         self._session.close()
+        _CHDB_OPEN.discard(self.target.path)
+
+
+_CHDB_OPEN: set[str] = set()  # data directories this process has a chDB session on
+
+
+def _owned_elsewhere(path: str) -> bool:
+    """Whether another process holds the directory's lock (ClickHouse ``flock``s ``status``).
+    Asking first spares the user the error chDB would print to stderr before raising."""
+    try:
+        fd = os.open(os.path.join(path, "status"), os.O_RDONLY)
+    except OSError:
+        return False  # no such directory or file yet: nobody owns it
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 def _first_line(exc: BaseException) -> str:
