@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 RAPPORT = $(VENV)/bin/rapport
 
-.PHONY: setup up down status demo test lint check clean
+.PHONY: setup up down status demo test chaos lint check clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Rapport needs Python 3.11 ($(PYTHON) not found): set PYTHON=/path/to/python3.11"; exit 2; }
@@ -29,6 +29,9 @@ demo: setup  ## the main job, end to end, on the local stack and embedded chDB
 
 test: up  ## the whole test suite against the real broker, chDB and the ClickHouse server
 	$(PY) -m pytest -q
+
+chaos: up  ## faults against the local stack (see README, Chaos); CHAOS_ARGS="--events 100000"
+	$(PY) -m streams.chaos $(CHAOS_ARGS)
 
 lint: setup  ## ruff and mypy
 	$(VENV)/bin/ruff check streams schemas sinks tests ops

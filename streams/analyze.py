@@ -32,7 +32,7 @@ from streams.topics import ensure_topics
 from streams.worker import WorkerProcess, consumer_lag
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -41,7 +41,7 @@ def _free_port() -> int:
 def run_settings(settings: Settings, run: str) -> tuple[Settings, dict[str, str]]:
     """Settings of a fresh run (topic prefix and database ``run``), and the worker's env."""
     url = with_database(settings.clickhouse.url, run.replace("-", "_"))
-    port = _free_port()
+    port = free_port()
     settings = dataclasses.replace(
         settings,
         kafka=dataclasses.replace(settings.kafka, topic_prefix=run),

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
 import tempfile
 import threading
@@ -33,6 +32,7 @@ sys.path.insert(0, str(REPO))
 import schemas  # noqa: E402
 from schemas import codec  # noqa: E402
 from streams import kafka_clients  # noqa: E402
+from streams.analyze import free_port  # noqa: E402
 from streams.config import load_settings  # noqa: E402
 from streams.publish import partition_for  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
@@ -51,12 +51,6 @@ def event(i: str, kind: str, actor: str, target: str, ts: int, urls: list[str]) 
     return {"event_id": i, "kind": kind, "actor": actor, "target": target, "ts": ts,
             "in_reply_to": None, "conversation_id": None, "text": text, "urls": urls,
             "platform": "bench", "followers": None, "following": None, "posts": None}  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> None:
