@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 import schemas  # noqa: E402
 from schemas import codec  # noqa: E402
 from streams import kafka_clients  # noqa: E402
-from streams.analyze import free_port  # noqa: E402
+from streams.analyze import run_settings  # noqa: E402
 from streams.config import load_settings  # noqa: E402
 from streams.publish import partition_for  # noqa: E402
 from streams.topics import ensure_topics  # noqa: E402
@@ -61,12 +61,12 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="alert-latency-"))
-    run = f"bench{uuid.uuid4().hex[:8]}"
-    env = {**{k: v for k, v in os.environ.items() if k.startswith("RAPPORT_")},
-           "RAPPORT_KAFKA__TOPIC_PREFIX": run, "RAPPORT_CLICKHOUSE": f"chdb://{tmp / 'chdb'}",
-           "RAPPORT_WORKER__WEB_PORT": str(free_port()),
-           "RAPPORT_VAR": str(tmp / "var")}  # fmt: skip
-    settings = load_settings(env=env)
+    env = {k: v for k, v in os.environ.items() if k.startswith("RAPPORT_")}
+    env.setdefault("RAPPORT_CLICKHOUSE", f"chdb://{tmp / 'chdb'}")
+    env["RAPPORT_VAR"] = str(tmp / "var")
+    run = f"bench-{uuid.uuid4().hex[:8]}"
+    settings, worker_env = run_settings(load_settings(env=env), run)
+    env.update(worker_env)
     ensure_topics(settings)
     partitions = settings.kafka.partitions
     worker = WorkerProcess(settings, env, tmp / "worker.log").start()
@@ -125,8 +125,14 @@ def main() -> None:
                 b = len(completed)
                 spammer = f"spammer{b}"
                 for i in range(12):
-                    reply = event(f"burst{b}-{i}", "REPLY", spammer, f"stranger{b}-{i}",
-                                  time.time_ns() // 1_000_000, ["https://shop.example/deal"])
+                    reply = event(
+                        f"burst{b}-{i}",
+                        "REPLY",
+                        spammer,
+                        f"stranger{b}-{i}",
+                        time.time_ns() // 1_000_000,
+                        ["https://shop.example/deal"],
+                    )
                     if i == COMPLETING - 1:
                         completed[spammer] = time.time()
                     send([reply])
