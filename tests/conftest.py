@@ -10,7 +10,6 @@ import atexit
 import dataclasses
 import os
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import pytest
 
 from sinks.backends import Backend, ChdbBackend, NativeBackend
 from sinks.url import ClickHouseTarget, parse_clickhouse_url
+from streams.analyze import free_port  # noqa: F401  (tests import it from here)
 from streams.config import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,11 +45,6 @@ def chdb_dir() -> str:
         atexit.register(shutil.rmtree, path, True)
     return path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
