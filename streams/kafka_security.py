@@ -164,4 +164,11 @@ class LoginWatch(logging.Handler):
                 cause = cause.__cause__ or cause.__context__
             if cause is not None:
                 return tls_failed(self.kafka, getattr(cause, "reason", None) or str(cause))
+        if self.kafka.security_protocol.startswith("SASL") and any(
+            "disconnected" in str(exc) for exc in self.seen
+        ):
+            # A broker closes the connection after refusing a login; under load the client may
+            # see the close before it reads the refusal (kafka-python 3.0), and a broker that
+            # accepts connections but drops them during the login is refusing it.
+            return login_refused(self.kafka)
         return None
