@@ -14,8 +14,9 @@ from streams.config import Settings
 
 
 def install(app: faust.App, settings: Settings, backend: Backend) -> Pipeline:
-    """Agents for the interactions, by-actor and snapshots topics, the checkpoint timer and
-    the rebalance hook, all sharing one ``Pipeline``."""
+    """Agents for the interactions, by-actor and snapshots topics, the broadcast reader (every
+    snapshot and alert, see ``broadcast``), the checkpoint timer and the rebalance hook, all
+    sharing one ``Pipeline``."""
     pipeline = Pipeline(app, settings, backend)
     take_over_gaps(app.consumer)
     take, within = settings.worker.take_messages, settings.worker.take_seconds
@@ -42,6 +43,13 @@ def install(app: faust.App, settings: Settings, backend: Backend) -> Pipeline:
         pipeline.streams[settings.topic("snapshots")] = stream
         async for events in cast(faust.Stream, stream).noack_take(take, within):
             await pipeline.snapshots(events)
+
+    @app.task
+    async def read_broadcast() -> None:
+        try:
+            await pipeline.broadcast.run()
+        finally:
+            await pipeline.close()
 
     @app.timer(settings.worker.batch_seconds)
     async def checkpoint_when_due() -> None:

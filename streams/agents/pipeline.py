@@ -1,16 +1,16 @@
 """The worker's state and its one rule: nothing is acknowledged before it is safe.
 
-Interactions are decoded (bad input → dead-letter topic and table), stored raw, folded into
-their partition's ``PartitionEngine`` and re-keyed into the by-actor topic, whose partitions'
-``ActorEngine``s run the spam rules; snapshots are stored as profiles and feed every engine's
-tiers. Every delivered offset is checked (``deliveries``). Rows go through one ``Writer``. A
-**checkpoint** stores every buffered row, emits the figures of open windows, saves the engines
-due (each every ``worker.checkpoint_seconds``; all as soon as input pauses) to the
-changelog-backed table and flushes the producer; only then are the messages they cover
-acknowledged, so Faust commits nothing that ClickHouse and the saved state do not both have.
-After a crash or rebalance an engine restarts from its checkpoint and skips the messages it
-already covers; replayed rows collapse in ClickHouse (see ``sinks.writer`` and the versions in
-``streams.core.engine``).
+Interactions are decoded (bad input → dead-letter topic and table), stored raw, folded into their
+partition's ``PartitionEngine`` and re-keyed into the by-actor topic, whose partitions'
+``ActorEngine``s run the spam rules; snapshots are stored as profiles. Every worker also reads all
+snapshots and alerts (``broadcast``): they feed every engine's tiers and spam flags. Every
+delivered offset is checked (``deliveries``). Rows go through one ``Writer``. A **checkpoint**
+stores every buffered row, emits the figures of open windows, saves the engines due (each every
+``worker.checkpoint_seconds``; all as soon as input pauses) to the changelog-backed table and
+flushes the producer; only then are the messages they cover acknowledged, so Faust commits nothing
+that ClickHouse and the saved state do not both have. After a crash or rebalance an engine restarts
+from its checkpoint and skips the messages it already covers; replayed rows collapse in ClickHouse
+(see ``sinks.writer`` and the versions in ``streams.core.engine``).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from sinks.tables import (
 from sinks.writer import BackpressureError, DeadLetter, SinkDown, Writer
 from streams import logs, metrics
 from streams.agents import by_actor
+from streams.agents.broadcast import AlertSpan, Broadcast
 from streams.agents.checkpoints import EngineStore, State
 from streams.agents.deliveries import Delivery, DeliveryCheck, Record, Refill, let_commits_pass
 from streams.config import Settings
@@ -54,6 +55,7 @@ from streams.publish import END_OF_INPUT
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 2.0
+KEEP_FOLLOWER_COUNTS = 8  # per account, for engines created later
 DERIVED: dict[str, Table] = {
     t.name: t
     for t in (REPLY_RECORDS, WINDOW_AGGREGATES, PAIR_COUNTS, TIER_MIXING, LATE_EVENTS, SPAM_ALERTS)
@@ -112,7 +114,10 @@ class Pipeline:
         self.changed: set[TopicPartition] = set()  # states with input since their last save
         self.saved_at: dict[TopicPartition, float] = {}  # monotonic time of each state's save
         self.any_event: dict[TopicPartition, faust.types.EventT] = {}  # for table context
-        self.profiles: dict[str, dict[str, Any]] = {}  # latest snapshot per account
+        # follower counts by account, (ts, followers) oldest first, the newest few: what an
+        # engine created later must be told (the broadcast hands each snapshot over once)
+        self.follower_counts: dict[str, list[tuple[int, int]]] = {}
+        self.broadcast = Broadcast(settings, self._observe_snapshots, self._observe_alerts)
         self.unacked: list[faust.types.EventT] = []
         self.deliveries = DeliveryCheck()
         self.refill = Refill(settings)
@@ -132,6 +137,7 @@ class Pipeline:
 
     async def interactions(self, events: Sequence[faust.types.EventT]) -> None:
         """Decode, store raw and fold into the engines one batch of interaction messages."""
+        await self.broadcast.sync()  # snapshots published before these events count for them
         async with self.lock:
             self.last_input = time.monotonic()
             now_ms = time.time_ns() // 1_000_000
@@ -182,7 +188,8 @@ class Pipeline:
         await self.maybe_checkpoint()
 
     async def snapshots(self, events: Sequence[faust.types.EventT]) -> None:
-        """Store account snapshots as profiles; their follower counts feed every engine."""
+        """Store account snapshots as profiles and raise profile alerts (R8); the engines get
+        their follower counts from the broadcast."""
         async with self.lock:
             now_ms = time.time_ns() // 1_000_000
             bounds = self.config.tier_bounds
@@ -196,7 +203,6 @@ class Pipeline:
                     at = {(m.topic, m.partition): m.offset}
                     await self._letters(letters, at)
                     await self._add(ACCOUNT_PROFILES, [profile_row(s, bounds) for s in good], at)
-                    self._observe_snapshots(good)
                     if "R8" in self.config.spam.enabled:
                         alerts = self.profile_rule.observe_snapshots(good)
                         await self._output(Output(alerts=alerts))
@@ -245,12 +251,21 @@ class Pipeline:
         return [s for s in self.states.values() if isinstance(s, PartitionEngine)]
 
     def _observe_snapshots(self, snaps: list[dict[str, Any]]) -> None:
+        """Every snapshot of every partition (the broadcast), for every engine's tiers."""
         for snap in snaps:
-            seen = self.profiles.get(snap["account"])
-            if seen is None or snap["ts"] >= seen["ts"]:
-                self.profiles[snap["account"]] = snap
+            if snap["followers"] is not None:
+                counts = self.follower_counts.setdefault(snap["account"], [])
+                counts.append((snap["ts"], snap["followers"]))
+                counts.sort()
+                del counts[:-KEEP_FOLLOWER_COUNTS]
         for engine in self.partition_engines():
             engine.observe_snapshots(snaps)
+            self.changed.add((engine.topic, engine.partition))
+
+    def _observe_alerts(self, alerts: list[AlertSpan]) -> None:
+        """Every alert of every by-actor partition (the broadcast), for the spam flags."""
+        for engine in self.partition_engines():
+            engine.flag(alerts)
             self.changed.add((engine.topic, engine.partition))
 
     async def _in_order(self, m: faust.types.Message) -> list[Record]:
@@ -282,8 +297,11 @@ class Pipeline:
                 else:
                     state = ActorEngine(self.config, topic, partition,
                                         sources=self.settings.kafka.partitions)  # fmt: skip
-            if isinstance(state, PartitionEngine):
-                state.observe_snapshots(list(self.profiles.values()))
+            if isinstance(state, PartitionEngine):  # a restored one holds each snapshot once
+                state.observe_snapshots([
+                    {"account": a, "ts": ts, "followers": f}
+                    for a, counts in self.follower_counts.items() for ts, f in counts
+                ])  # fmt: skip
             self.states[tp] = state
             self.checkpointed[tp] = state.offset
             self.saved_at[tp] = time.monotonic()
@@ -302,13 +320,10 @@ class Pipeline:
         await self._add(DEAD_LETTERS, [dead_letter_row(x) for x in letters], at)
 
     async def _output(self, out: Output) -> None:
-        """Alerts to the alerts topic at once (watchers see them live; a replay after a crash
-        may repeat one, same ``alert_id``); derived rows to the writer: versioned by content,
-        so they need no offsets to be replay-safe."""
-        if out.alerts:
-            for engine in self.partition_engines():
-                engine.flag(out.alerts)
-                self.changed.add((engine.topic, engine.partition))
+        """Alerts to the alerts topic at once (watchers see them live, every worker's engines
+        flag them through the broadcast; a replay after a crash may repeat one, same
+        ``alert_id``); derived rows to the writer: versioned by content, so they need no
+        offsets to be replay-safe."""
         for alert in out.alerts:
             await self.alerts.send(
                 key=alert.actor.encode(), value=codec.encode(alert.to_record(), schemas.ALERT),
@@ -417,6 +432,11 @@ class Pipeline:
             if end - 1 <= safe(tp.topic, tp.partition):
                 let_commits_pass(self.app.consumer, tp, first, end)
                 self.refilled.remove(refilled)
+
+    async def close(self) -> None:
+        """Stop the readers of our own (the broadcast, the refill)."""
+        await self.broadcast.close()
+        await self.refill.close()
 
     def revoked(self, partitions: Iterable[faust.types.TP]) -> None:
         """Partitions another worker now owns: forget their engines and buffered raw rows; the

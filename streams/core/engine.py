@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +40,7 @@ from streams.core.responsiveness import (
 )
 from streams.core.sketch import DEFAULT_ALPHA
 from streams.core.spam import Alert, SpamConfig
-from streams.core.spam.detector import Flags
+from streams.core.spam.detector import Flagging, Flags
 from streams.core.tiers import (
     BASE,
     DEFAULT_FOLLOWER_BOUNDS,
@@ -236,7 +237,7 @@ class PartitionEngine:
         alerts from snapshots are raised once per worker, not here in every partition.)"""
         self.tiers.observe_snapshots(snapshots)
 
-    def flag(self, alerts: list[Alert]) -> None:
+    def flag(self, alerts: Sequence[Flagging]) -> None:
         """Spam alerts raised so far: their actors' inbound messages from now on count as spam
         in the spam-adjusted figures (over each alert's span, see ``Flags``)."""
         self.flags.add(alerts)
@@ -280,15 +281,19 @@ class PartitionEngine:
         b = EventBatch(events, self.accounts)
         assert b.actor_ids is not None and b.target_ids is not None
         n = len(b)
-        # Tiers as of each event (its own follower count counts), not as of the batch's end:
-        # the same whatever batches the stream came in.
-        tier_at = self._tier_lookup(b)
+        run = np.maximum.accumulate(np.maximum(ts, self.stream_time))  # stream time at each
+        # Tiers as of each event (its own follower count counts, and snapshots up to its stream
+        # time), not as of the batch's end: the same whatever batches the stream came in.
+        snapshots = self.tiers.due_snapshots(int(run[-1]))
+        tier_at = self._tier_lookup(b, run, snapshots)
         actor_codes = tier_at(b.actor_ids, b.actor, inclusive=True)
         inter = b.directed(exclude=NON_INTERACTION_KINDS)
         rows = np.flatnonzero(inter)
         target_codes = tier_at(b.target_ids[rows], b.target_array[rows].tolist(),
                                inclusive=False, at=rows)  # fmt: skip
-        self.tiers.observe_events(b)  # only now: the lookups above see the book as it was
+        # only now: the lookups above see the book as it was
+        self.tiers.follow_snapshots(snapshots)
+        self.tiers.observe_events(b)
         tags = self.tagger.pack(actor_codes, self.flags.mask(b.actor, ts))
         result = self.matcher.process(b, tags)
         self.agg.consume(result)
@@ -303,7 +308,6 @@ class PartitionEngine:
                 self._tier_names(actor_codes[answers]),  # the responder acts in the answer
                 rep.in_thread.astype(np.int64).tolist(), strict=True,
             ))  # fmt: skip
-        run = np.maximum.accumulate(np.maximum(ts, self.stream_time))
         self.stream_time = int(run[-1])
         pair_keys = (b.actor_ids << _ID_BITS) | b.target_ids
         mix_keys = np.zeros(n, np.int64)
@@ -320,19 +324,31 @@ class PartitionEngine:
             self.pairs.add(size, start[ok], pair_keys[ok])
             self.mixing.add(size, start[ok], mix_keys[ok])
 
-    def _tier_lookup(self, b: EventBatch) -> Any:
+    def _tier_lookup(
+        self, b: EventBatch, run: np.ndarray, snapshots: list[tuple[int, str, int]]
+    ) -> Any:
         """``tier_at(ids, names, inclusive, at)``: tier codes of accounts at batch positions
         ``at`` (default 0…n-1): their latest follower count carried by an event of this batch
-        before (or at, ``inclusive``) that position, else the tier book as the batch began."""
+        before (or at, ``inclusive``) that position or by a snapshot whose time the stream
+        (``run``: stream time at each position) has reached there, else the tier book as the
+        batch began."""
         n = len(b)
         fol, any_fol = b.column("followers")
         assert b.actor_ids is not None
         pos = np.flatnonzero(fol != None) if any_fol else np.zeros(0, np.int64)  # noqa: E711
-        order = np.lexsort((pos, b.actor_ids[pos]))
-        obs_id, obs_pos = b.actor_ids[pos][order], pos[order]
-        bucket = np.searchsorted(np.asarray(self.config.tier_bounds), fol[obs_pos].astype(np.int64),
-                                 "right") if len(pos) else obs_pos  # fmt: skip
-        keys = obs_id * n + obs_pos
+        # slots: a snapshot at position p sits at 2p (before the event there), an event at 2p+1
+        obs_id = b.actor_ids[pos]
+        slot = 2 * pos + 1
+        count = fol[pos].astype(np.int64) if len(pos) else pos
+        if snapshots:
+            s_ts, s_acc, s_fol = zip(*snapshots, strict=True)
+            obs_id = np.concatenate([obs_id, self.accounts.ids_of(list(s_acc))])
+            slot = np.concatenate([slot, 2 * np.searchsorted(run, np.asarray(s_ts), "left")])
+            count = np.concatenate([count, np.asarray(s_fol, np.int64)])
+        order = np.lexsort((slot, obs_id))
+        obs_id = obs_id[order]
+        keys = obs_id * (2 * n + 1) + slot[order]
+        bucket = np.searchsorted(np.asarray(self.config.tier_bounds), count[order], "right")
         book = self.tagger.tier_codes
 
         def tier_at(ids: np.ndarray, names: list[str], inclusive: bool,
@@ -340,7 +356,8 @@ class PartitionEngine:
             codes = book(names)
             if len(keys):
                 where = np.arange(len(ids)) if at is None else at
-                j = np.searchsorted(keys, ids * n + where, "right" if inclusive else "left") - 1
+                probe = ids * (2 * n + 1) + 2 * where + 1
+                j = np.searchsorted(keys, probe, "right" if inclusive else "left") - 1
                 jj = np.maximum(j, 0)
                 hit = (j >= 0) & (obs_id[jj] == ids)
                 codes = np.where(hit, bucket[jj] + 1, codes)  # follower tier k has code k + 1

@@ -7,6 +7,7 @@ lists) rank accounts by the inbound interactions they received over a trailing w
 
 from __future__ import annotations
 
+import heapq
 import math
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
@@ -71,7 +72,10 @@ class TierBook:
     """Tier of every account: bucket of its latest follower count, else its inbound rank.
 
     Feed it every event (actor profile counts at event time, inbound interactions) and snapshot;
-    call ``rerank`` when rank tiers should move (e.g. once per batch or closed hour). ``tiers``
+    a snapshot counts from its own time on (one newer than the stream waits in ``pending`` until
+    ``due_snapshots`` hands it over), so an event's tier does not depend on when the snapshot
+    happened to arrive. Call ``rerank`` when rank tiers should move (e.g. once per batch or
+    closed hour). ``tiers``
     is a plain dict account → tier, kept current, with "base" for accounts it does not hold:
     hand it to ``RequesterTags``. Inbound counts are kept per hour bucket (as account ids and
     counts) and forgotten once out of the trailing window (hour granularity), so state is
@@ -99,6 +103,8 @@ class TierBook:
         # bucket start -> (account ids, inbound counts) of each batch that fell in it
         self.buckets: dict[int, list[tuple[I64, I64]]] = {}
         self._window: I64 = np.zeros(1024, np.int64)  # inbound per account id, buckets held
+        self.pending: list[tuple[int, str, int]] = []  # heap of snapshots ahead of the stream
+        self._held: set[tuple[int, str, int]] = set()  # the same, to hold each once
         self.stream_time = NO_TIME
 
     def _follow(self, account: str, ts: int, followers: int) -> None:
@@ -138,14 +144,34 @@ class TierBook:
         self.stream_time = max(self.stream_time, int(ts.max()))
 
     def observe_snapshots(self, snapshots: Iterable[Mapping[str, object]]) -> None:
-        """Take follower counts from account snapshots (the latest by ``ts`` wins)."""
+        """Take follower counts from account snapshots (the latest by ``ts`` wins): at once if
+        the stream has reached their time, else held until it does (``due_snapshots``)."""
         for snap in snapshots:
             followers = snap.get("followers")
             ts = snap["ts"]
             if followers is None:
                 continue
             assert isinstance(ts, int) and isinstance(followers, int)
-            self._follow(str(snap["account"]), ts, followers)
+            if ts <= self.stream_time:
+                self._follow(str(snap["account"]), ts, followers)
+                continue
+            held = (ts, str(snap["account"]), followers)
+            if held not in self._held:  # a snapshot read again (a restart) is held once
+                self._held.add(held)
+                heapq.heappush(self.pending, held)
+
+    def due_snapshots(self, until: int) -> list[tuple[int, str, int]]:
+        """Held snapshots with ``ts ≤ until`` as (ts, account, followers), in time order; the
+        caller places them among its events and hands them back to ``follow_snapshots``."""
+        due = []
+        while self.pending and self.pending[0][0] <= until:
+            due.append(heapq.heappop(self.pending))
+        self._held.difference_update(due)
+        return due
+
+    def follow_snapshots(self, snapshots: Iterable[tuple[int, str, int]]) -> None:
+        for ts, account, followers in snapshots:
+            self._follow(account, ts, followers)
 
     def _first_bucket(self, now: int) -> int:
         return now - now % self.bucket_ms - self.rank_window_ms + self.bucket_ms

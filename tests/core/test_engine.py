@@ -101,3 +101,43 @@ def test_late_events_are_counted_not_dropped() -> None:
     out = engine.process([[ev("late", "x", "z", T0 + 5 * MIN)], None])
     assert out.late_events == [(HOUR, T0, "t", 2, 1, 1)]
     assert engine.state_size()["event_ids"] == 4
+
+
+def test_snapshots_count_from_their_own_time_however_early_they_arrive() -> None:
+    """A snapshot moves its account's tier for events from its ``ts`` on: the rows are the same
+    whether every snapshot came before the first event or each just before the stream reached
+    it (snapshots and interactions are separate topics, read concurrently)."""
+    events = [dict(e, followers=None) for e in stream()]
+    rng = random.Random(4)
+    end = events[-1]["ts"]
+    snaps = sorted(
+        ({"account": f"u{a}", "ts": T0 + rng.randrange(0, end - T0),
+          "followers": rng.choice([5, 500, 50_000, 5_000_000])}
+         for a in range(40) for _ in range(3)),
+        key=lambda s: s["ts"],
+    )  # fmt: skip
+
+    def run_with(cut: int, early: bool) -> Any:
+        engine = PartitionEngine(EngineConfig(), "t", 0)
+        if early:
+            engine.observe_snapshots(snaps)
+        messages = [events[i:i + 50] for i in range(0, len(events), 50)]
+        outs, sent = [], 0
+        for i in range(0, len(messages), cut):
+            group = messages[i:i + cut]
+            upto = max(e["ts"] for m in group for e in m)
+            if not early:
+                due = [s for s in snaps[sent:] if s["ts"] <= upto]
+                engine.observe_snapshots(due)
+                sent += len(due)
+            outs.append(engine.process(list(group)))
+        outs.append(engine.process([None]))
+        outs.append(engine.emit_open())
+        return latest(outs)
+
+    early = run_with(cut=1000, early=True)
+    assert run_with(cut=3, early=False) == early
+    assert run_with(cut=1, early=False) == early
+    without = run(events, cut=1000)
+    assert early["tier_mixing"] != without["tier_mixing"]  # the snapshots did move tiers
+    assert len({r[3] for r in early["tier_mixing"].values()} - {"base"}) >= 3

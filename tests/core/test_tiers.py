@@ -52,7 +52,10 @@ def test_tierbook_latest_follower_count_wins_then_rank_for_the_rest():
                              "posts": 1, "created_at": 0}])
     assert book.tier("A") == "T0" and book.tier("C") == "T4"
     book.observe_snapshots([{"account": "A", "ts": T0 + 30, "followers": 1_500}])
-    assert book.tier("A") == "T2"
+    assert book.tier("A") == "T0"  # ahead of the stream (T0 + 20): held until it gets there
+    assert book.due_snapshots(T0 + 29) == []
+    book.follow_snapshots(book.due_snapshots(T0 + 30))
+    assert book.tier("A") == "T2" and book.pending == []
     # B has no follower count: its tier comes from inbound rank (N = 1 here: rank 1 ≤ 0.1 → no)
     book.rerank()
     assert book.tier("B") == BASE and book.tier("nobody") == BASE

@@ -54,9 +54,20 @@ RULE_TYPES: dict[str, Callable[[SpamConfig, AlertLog], Rule]] = {
 }  # fmt: skip
 
 
+class Flagging(Protocol):
+    """What flags need of an alert (an ``Alert``, or one read back from the alerts topic)."""
+
+    @property
+    def actor(self) -> str: ...
+    @property
+    def first_seen(self) -> int: ...
+    @property
+    def window_end(self) -> int: ...
+
+
 class Flags:
     """Accounts under an active alert: an alert flags its actor over ``[first_seen, window_end
-    + hold_ms)``."""
+    + hold_ms)`` (an alert heard twice flags once)."""
 
     def __init__(self, hold_ms: int) -> None:
         self.hold_ms = hold_ms
@@ -65,9 +76,12 @@ class Flags:
     def __len__(self) -> int:
         return sum(map(len, self.spans.values()))
 
-    def add(self, alerts: Iterable[Alert]) -> None:
+    def add(self, alerts: Iterable[Flagging]) -> None:
         for a in alerts:
-            self.spans.setdefault(a.actor, []).append((a.first_seen, a.window_end + self.hold_ms))
+            spans = self.spans.setdefault(a.actor, [])
+            span = (a.first_seen, a.window_end + self.hold_ms)
+            if span not in spans:
+                spans.append(span)
 
     def mask(self, actors: Sequence[str], ts: int | npt.ArrayLike) -> Bools:
         n = len(actors)
