@@ -1,0 +1,88 @@
+"""The broadcast reader on the real broker: every snapshot and alert of every partition reaches
+every worker, and ``sync`` returns only once the snapshots published before it are handed over."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import schemas
+from schemas import codec
+from streams import kafka_clients
+from streams.agents.broadcast import AlertSpan, Broadcast
+from streams.config import Settings, load_settings
+from streams.publish import Publisher
+from streams.topics import ensure_topics
+from tests.test_schemas import ALERT, NOW, SNAPSHOT
+from tests.test_spine import worker_env
+
+
+def snapshot(i: int, followers: int) -> dict[str, Any]:
+    return {**SNAPSHOT, "snapshot_id": f"s{i}", "account": f"a{i % 40}", "ts": NOW + i,
+            "followers": followers}  # fmt: skip
+
+
+def test_every_partition_is_read_and_sync_waits_for_what_was_published(
+    kafka_bootstrap: str, run_id: str, tmp_path: Path
+) -> None:
+    env = {**worker_env(kafka_bootstrap, f"chdb://{tmp_path}", run_id, tmp_path),
+           "RAPPORT_KAFKA__PARTITIONS": "4"}  # fmt: skip
+    settings = load_settings(env=env, cwd=tmp_path)
+    ensure_topics(settings)
+    first = [snapshot(i, 10 * i) for i in range(200)]
+    with Publisher(settings) as publisher:
+        for s in first:
+            publisher.snapshot(s)
+    producer = kafka_clients.producer(settings)
+    for actor in ("a1", "a2", "a3"):  # keyed by actor: several partitions
+        producer.send(settings.topic("alerts"), key=actor.encode(),
+                      value=codec.encode({**ALERT, "actor": actor}, schemas.ALERT),
+                      headers=schemas.kafka_headers(schemas.ALERT))  # fmt: skip
+    producer.send(settings.topic("alerts"), value=b"\x00not an alert")  # ignored, logged
+    producer.flush()
+    producer.close()
+
+    seen: list[dict[str, Any]] = []
+    alerts: list[AlertSpan] = []
+
+    async def scenario() -> tuple[int, int]:
+        broadcast = Broadcast(settings, seen.extend, alerts.extend)
+        task = asyncio.create_task(broadcast.run())
+        try:
+            await asyncio.wait_for(broadcast.sync(), 60)
+            after_first = len(seen)
+            with Publisher(settings) as publisher:  # published now: the next sync waits for it
+                for i in range(200, 260):
+                    publisher.snapshot(snapshot(i, 7))
+            await asyncio.wait_for(broadcast.sync(), 60)
+            for _ in range(100):  # alerts are read alongside, with no sync of their own
+                if len(alerts) >= 3:
+                    break
+                await asyncio.sleep(0.1)
+            return after_first, len(seen)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await broadcast.close()
+
+    after_first, after_second = asyncio.run(scenario())
+    assert after_first == 200 and after_second == 260
+    assert sorted(s["snapshot_id"] for s in seen) == sorted(f"s{i}" for i in range(260))
+    assert spread(settings, settings.topic("snapshots")) == 4  # so every partition was read
+    assert sorted(a.actor for a in alerts) == ["a1", "a2", "a3"]
+    assert {(a.first_seen, a.window_end) for a in alerts} == {
+        (ALERT["first_seen"], ALERT["window_end"])
+    }
+
+
+def spread(settings: Settings, topic: str) -> int:
+    """How many partitions of ``topic`` hold messages."""
+    from kafka import TopicPartition
+
+    consumer = kafka_clients.consumer(settings)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return sum(1 for end in consumer.end_offsets(parts).values() if end > 0)
+    finally:
+        consumer.close()
