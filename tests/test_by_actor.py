@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streams.agents import by_actor
-from streams.core.actors import partition_of
+from streams.core.actors import NO_NEWS, partition_of
 
 
 def event(i: int, actor: str, urls: list[str]) -> dict:
@@ -30,3 +30,11 @@ def test_a_source_with_nothing_new_still_moves_every_partition_on() -> None:
     messages = list(by_actor.encode(0, [], 5, 2))
     assert [(q, by_actor.decode(v, h).events, by_actor.decode(v, h).watermark)
             for q, v, h in messages] == [(0, [], 5), (1, [], 5)]  # fmt: skip
+
+
+def test_a_partition_hears_the_watermark_once_all_its_events_of_the_batch_are_there() -> None:
+    events = [event(1, "alice", ["https://Shop.example/a?utm_source=x"]), event(2, "bob", [])]
+    messages = [(q, by_actor.decode(v, h)) for q, v, h in by_actor.encode(0, events, 9, 1)]
+    assert [(q, r.route, [e["event_id"] for e in r.events], r.watermark)
+            for q, r in messages] == [(0, "actor", ["e1", "e2"], NO_NEWS),
+                                      (0, "link", ["e1"], 9)]  # fmt: skip

@@ -272,7 +272,13 @@ class Pipeline:
         """The messages to take for a delivered one, in offset order (see ``deliveries``):
         none if it was taken before; the ones Faust skipped, read from Kafka, then it."""
         tp = (m.topic, m.partition)
-        self.deliveries.start(tp, cast(Any, self.app.consumer)._committed_offset.get(m.tp))
+        if self.deliveries.expected(tp) is None:
+            consumer = cast(Any, self.app.consumer)
+            committed = consumer._committed_offset.get(m.tp)
+            if committed is None:  # nothing committed: Faust did not seek, and a rebalance can
+                # drop what its fetcher had read; the partition's first offset is next
+                committed = (await consumer.earliest_offsets(m.tp))[m.tp]
+            self.deliveries.start(tp, committed)
         expected = self.deliveries.expected(tp)
         verdict = self.deliveries.classify(tp, m.offset)
         if verdict is Delivery.AGAIN:

@@ -15,6 +15,11 @@ events are held until they are at most half the allowance ahead of the slowest s
 judged in (time, id) order: however the sources interleave, nothing arrives too late, and in
 a live stream (sources within seconds of each other) nothing waits. A source that receives
 nothing holds the others back (an end-of-input marker releases it).
+One batch of a source reaches a partition as up to two messages (its actor events, then its
+link events): only the last carries the watermark, the one before says ``NO_NEWS``. Were the
+watermark on the first, a consumer that takes the two in separate calls (Faust cuts its
+batches anywhere) would move the source on before the link events of the batch arrived, and
+judge them late, so the alerts would depend on where the batches were cut.
 Events can arrive twice (a replay re-sends what the crashed run had sent): repeated ids are
 dropped. Profile alerts (R8) come from snapshots, elsewhere. Pickled whole as its checkpoint.
 """
@@ -35,6 +40,7 @@ from streams.core.windows import NO_TIME, Event
 
 Route = Literal["actor", "link"]
 END = 2**62  # the watermark of a source that ended (end-of-input marker)
+NO_NEWS = NO_TIME  # the watermark of a message that more of the same batch follows: moves nothing
 LINK_RULES = frozenset({"R2"})  # judged per URL; the rest (but R8) per actor
 
 
@@ -61,7 +67,7 @@ def route(events: list[Event], partitions: int) -> dict[tuple[int, Route], list[
 
 class Routed(NamedTuple):
     """One by-actor message: events of one route from one source partition, and how far that
-    source has got in event time."""
+    source has got in event time (``NO_NEWS``: the batch goes on in the next message)."""
 
     route: Route
     source: int
@@ -94,6 +100,7 @@ class ActorEngine:
         for m in messages:
             mark = self.marks[m.source]
             # a source that ended and starts again (another file) counts from its new events
+            # (from none yet, until the message that ends their batch: NO_NEWS is NO_TIME)
             resumed = mark == END and m.watermark != END and bool(m.events)
             self.marks[m.source] = m.watermark if resumed else max(mark, m.watermark)
             for e in self.seen[m.route].fresh(m.events):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.agents import by_actor
 from streams.config import load_settings
 from streams.core.actors import END, ActorEngine, Routed, partition_of, route
 from streams.core.engine import EngineConfig
@@ -77,7 +78,7 @@ def test_alerts_do_not_depend_on_how_sources_interleave(
 def test_events_wait_until_at_most_half_the_lateness_ahead_of_the_slowest_source() -> None:
     engine = ActorEngine(EngineConfig(), "by-actor", 0, sources=2)
     lead = engine.lead_ms
-    e = {"event_id": "x", "kind": "POST", "actor": "a", "target": None, "ts": 10 * lead,
+    e: dict = {"event_id": "x", "kind": "POST", "actor": "a", "target": None, "ts": 10 * lead,
          "in_reply_to": None, "conversation_id": None, "text": "hi", "urls": [],
          "platform": "t", "followers": None, "following": None, "posts": None}  # fmt: skip
     engine.process([Routed("actor", 0, 20 * lead, [e])])
@@ -98,3 +99,41 @@ def test_links_are_routed_to_the_partition_of_their_canonical_url() -> None:
     assert (partition_of("a", 8), "actor") in groups
     links = [(q, ev["urls"]) for (q, r), evs in groups.items() if r == "link" for ev in evs]
     assert sorted(u for _, urls in links for u in urls) == sorted(e["urls"])
+
+
+def test_alerts_do_not_depend_on_where_the_consumer_cuts_a_batch_of_messages(
+    config: EngineConfig,
+) -> None:
+    """A source's batch reaches a partition as two messages, its actor events then its link
+    events, and the consumer may take them in separate calls (Faust cuts its batches anywhere;
+    seen after a rebalance). The source must not move on before its link events are in: here
+    another source's link 40 min in would make an R2 campaign of the first 5 min late."""
+    t0, minute = 1_767_571_200_000, 60_000
+
+    def event(i: int, actor: str, target: str | None, ts: int, url: str | None) -> dict:
+        return {"event_id": f"e{i}", "kind": "REPLY" if target else "POST", "actor": actor,
+                "target": target, "ts": ts, "in_reply_to": None, "conversation_id": None,
+                "text": f"text {i}", "urls": [url] if url else [], "platform": "test",
+                "followers": None, "following": None, "posts": None}  # fmt: skip
+
+    other = [event(0, "x", "y", t0 + 40 * minute, "https://other.example/")]
+    campaign = [
+        event(i, f"a{i}", f"t{i}", t0 + i * minute, "https://campaign.example/")
+        for i in range(1, 6)
+    ] + [event(6, "z", None, t0 + 60 * minute, None)]
+    messages = [
+        by_actor.decode(value, headers)
+        for source, events in ((1, other), (0, campaign))
+        for _, value, headers in by_actor.encode(source, events, max(e["ts"] for e in events), 1)
+    ] + [Routed("actor", s, END, []) for s in (0, 1)]
+    assert [m.route for m in messages[:4]] == ["actor", "link", "actor", "link"]
+
+    def alerts(calls: list[list[Routed]]) -> tuple[set[tuple[str, str, str]], int]:
+        engine = ActorEngine(config, "by-actor", 0, sources=2)
+        raised = {(a.alert_id, a.rule, a.actor) for c in calls for a in engine.process(c)}
+        return raised, sum(d.late for d in engine.detectors.values())
+
+    whole, late = alerts([messages])
+    assert late == 0
+    assert {actor for _, rule, actor in whole if rule == "R2"} == {f"a{i}" for i in range(1, 6)}
+    assert alerts([[m] for m in messages]) == (whole, 0)  # one message per call: the same
