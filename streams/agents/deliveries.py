@@ -12,6 +12,7 @@ above it means messages went missing, and ``Refill`` reads them straight from Ka
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import time
 from collections.abc import Iterable
@@ -77,10 +78,39 @@ class Refill:
         self.timeout_seconds = timeout_seconds
         self._consumer: Any = None
 
+    async def first_offset(self, topic: str, partition: int) -> int:
+        """The partition's earliest offset, asked with this reader's own consumer (Faust's
+        runs in its own thread, which waits for the agents during a rebalance)."""
+        from aiokafka import TopicPartition
+
+        tp = TopicPartition(topic, partition)
+        consumer = await self._started()
+        offsets = await asyncio.wait_for(consumer.beginning_offsets([tp]), self.timeout_seconds)
+        return int(offsets[tp])
+
     async def read(self, topic: str, partition: int, first: int, end: int) -> list[Record]:
         """Messages with offsets in ``[first, end)`` (offsets that do not exist, such as
         transaction markers, are simply not there)."""
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import TopicPartition
+
+        consumer = await self._started()
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        consumer.seek(tp, first)
+        out: list[Record] = []
+        deadline = time.monotonic() + self.timeout_seconds
+        while await consumer.position(tp) < end:
+            if time.monotonic() > deadline:
+                raise RapportError(
+                    f"{topic}:{partition}: could not read offsets {first}-{end - 1} within "
+                    f"{self.timeout_seconds:.0f} s; the worker stops rather than skip them"
+                )
+            batch = await consumer.getmany(tp, timeout_ms=1000, max_records=end - first)
+            out.extend(r for r in batch.get(tp, ()) if first <= r.offset < end)
+        return out
+
+    async def _started(self) -> Any:
+        from aiokafka import AIOKafkaConsumer
         from aiokafka.errors import KafkaConnectionError
 
         if self._consumer is None:
@@ -98,20 +128,7 @@ class Refill:
                         f"no Kafka broker answers at {kafka.bootstrap} ({exc})"
                     ) from None
             self._consumer = consumer
-        tp = TopicPartition(topic, partition)
-        self._consumer.assign([tp])
-        self._consumer.seek(tp, first)
-        out: list[Record] = []
-        deadline = time.monotonic() + self.timeout_seconds
-        while await self._consumer.position(tp) < end:
-            if time.monotonic() > deadline:
-                raise RapportError(
-                    f"{topic}:{partition}: could not read offsets {first}-{end - 1} within "
-                    f"{self.timeout_seconds:.0f} s; the worker stops rather than skip them"
-                )
-            batch = await self._consumer.getmany(tp, timeout_ms=1000, max_records=end - first)
-            out.extend(r for r in batch.get(tp, ()) if first <= r.offset < end)
-        return out
+        return self._consumer
 
     async def close(self) -> None:
         if self._consumer is not None:

@@ -277,7 +277,7 @@ class Pipeline:
             committed = consumer._committed_offset.get(m.tp)
             if committed is None:  # nothing committed: Faust did not seek, and a rebalance can
                 # drop what its fetcher had read; the partition's first offset is next
-                committed = (await consumer.earliest_offsets(m.tp))[m.tp]
+                committed = await self.refill.first_offset(m.topic, m.partition)
             self.deliveries.start(tp, committed)
         expected = self.deliveries.expected(tp)
         verdict = self.deliveries.classify(tp, m.offset)
