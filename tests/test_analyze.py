@@ -94,7 +94,9 @@ def test_analyze_same_figures_after_the_worker_is_killed_half_way(
         return kill_and_restart(worker)
 
     url = f"chdb://{tmp_path / 'chdb'}"
-    env = {"RAPPORT_WORKER__TAKE_MESSAGES": "4"}  # small steps, so half-way is mid-stream
+    # small steps and frequent checkpoints, so commits move gradually and half-way is observed
+    # mid-stream (with 5 s checkpoints a fast machine commits the whole file in one step)
+    env = {"RAPPORT_WORKER__TAKE_MESSAGES": "4", "RAPPORT_WORKER__CHECKPOINT_SECONDS": "0.5"}
     settings = load_settings(
         env={**worker_env(kafka_bootstrap, url, "unused", tmp_path / "var"), **env}, cwd=tmp_path
     )
