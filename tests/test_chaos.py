@@ -10,15 +10,7 @@ import random
 
 import pytest
 
-from streams.chaos import (
-    Outcome,
-    Scenario,
-    add_worker,
-    differences,
-    remove_worker,
-    run_scenario,
-    sigkill,
-)
+from streams.chaos import Outcome, Scenario, differences, run_scenario, sigkill
 from streams.config import Settings, load_settings
 from streams.simulate import Simulation, simulate
 
@@ -72,10 +64,3 @@ def test_sigkill_three_times_changes_no_figure(
     kills = sorted(random.Random(SEED).uniform(0.2, 0.8) for _ in range(3))
     o = run_scenario(settings, sim, Scenario("sigkill", [(k, sigkill) for k in kills]), TIMEOUT_S)
     check_same(o, reference, sim)
-
-
-def test_two_workers_then_one_more_then_one_less_change_no_figure(
-    settings: Settings, sim: Simulation, reference: Outcome
-) -> None:
-    scenario = Scenario("scale", [(0.3, add_worker), (0.6, remove_worker)], workers=2)
-    check_same(run_scenario(settings, sim, scenario, TIMEOUT_S), reference, sim)
