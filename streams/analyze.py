@@ -68,8 +68,9 @@ def analyze(
 ) -> dict[str, Any]:
     """Publish ``paths`` (``repeat`` times) into a fresh run, process them, return figures.
 
-    ``on_half`` (tests): called once half the messages are committed, returns the worker to
-    keep waiting on (e.g. a new one after killing the first).
+    ``on_half`` (tests): called once, when half the input is published and acknowledged (the
+    worker is mid-stream however fast it keeps up); returns the worker to keep waiting on
+    (e.g. a new one after killing the first).
     """
     from streams.importers import read
     from streams.publish import ProgressBar, Publisher, estimate_items
@@ -82,16 +83,26 @@ def analyze(
     started = time.monotonic()
     try:
         published = 0
+        half = sum(estimate_items(path) or 0 for path in paths) // 2
         for _ in range(repeat):  # each repeat a separate producer session, as a user would
             with Publisher(settings) as publisher:
                 for path in paths:
                     with ProgressBar(f"publish {path.name}", estimate_items(path),
                                      hidden=quiet) as bar:  # fmt: skip
-                        publisher.run(read(fmt, path, **options), bar.advance)
+
+                        def advance(n: int) -> None:
+                            nonlocal half, on_half, worker
+                            bar.advance(n)
+                            half -= n
+                            if on_half is not None and half <= 0:
+                                publisher.flush()
+                                worker, on_half = on_half(worker), None
+
+                        publisher.run(read(fmt, path, **options), advance)
                 publisher.end_of_input()
             published += publisher.summary.published
         summary = publisher.summary
-        worker = wait_processed(worker, quiet, on_half)
+        wait_processed(worker, quiet)
         seconds = time.monotonic() - started
     finally:
         worker.stop()
@@ -141,25 +152,15 @@ def start_run(
     return settings, WorkerProcess(settings, env, log).start()
 
 
-def wait_processed(
-    worker: WorkerProcess,
-    quiet: bool,
-    on_half: Callable[[WorkerProcess], WorkerProcess] | None = None,
-) -> WorkerProcess:
+def wait_processed(worker: WorkerProcess, quiet: bool) -> None:
     """Until every published message is stored and committed, spam rules included."""
     s = worker.settings
-    worker = _wait(worker, [s.topic("interactions"), s.topic("snapshots")], quiet, on_half)
+    _wait(worker, [s.topic("interactions"), s.topic("snapshots")], quiet)
     # the spam rules' input is written while the above is processed, hence complete now
-    return _wait(worker, [s.topic("by-actor")], quiet, None, "spam rules")
+    _wait(worker, [s.topic("by-actor")], quiet, "spam rules")
 
 
-def _wait(
-    worker: WorkerProcess,
-    topics: list[str],
-    quiet: bool,
-    on_half: Callable[[WorkerProcess], WorkerProcess] | None,
-    label: str = "processing",
-) -> WorkerProcess:
+def _wait(worker: WorkerProcess, topics: list[str], quiet: bool, label: str = "processing") -> None:
     """Until the worker has committed everything, with a progress line on stderr."""
     total = max(1, consumer_lag(worker.settings, topics))
     deadline = time.monotonic() + 1800
@@ -173,14 +174,11 @@ def _wait(
             sys.stderr.flush()
         if lag == 0:
             break
-        if on_half is not None and lag <= total // 2:
-            worker, on_half = on_half(worker), None
         if time.monotonic() > deadline:
             raise RapportError(f"the worker did not finish in 30 min; see its log {worker.log}")
         time.sleep(0.5)
     if not quiet:
         sys.stderr.write("\n")
-    return worker
 
 
 def kill_and_restart(worker: WorkerProcess) -> WorkerProcess:

@@ -65,7 +65,7 @@ def run_demo(
             publisher.end_of_input()
         say("4/5 waiting until everything is stored and committed", bold=True)
         started = time.monotonic()
-        worker = wait_processed(worker, quiet)
+        wait_processed(worker, quiet)
         say(f"    done {time.monotonic() - started:.1f} s after the last event was published; "
             f"{fired['count']} alerts fired")  # fmt: skip
     finally:

@@ -14,18 +14,20 @@ import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from streams import kafka_clients
 from streams.analyze import analyze, kill_and_restart, run_settings
-from streams.config import load_settings
+from streams.config import Settings, load_settings
 from streams.publish import Publisher
 from streams.query import LocalQuerier
 from streams.reports import Reports, Scope
 from streams.topics import ensure_topics
-from streams.worker import WorkerProcess
+from streams.worker import WorkerProcess, consumer_lag
 from tests.core.helpers import ev
 from tests.test_spine import worker_env
 
@@ -89,13 +91,19 @@ def test_analyze_same_figures_after_the_worker_is_killed_half_way(
     killed: list[int] = []
 
     def kill(worker: WorkerProcess) -> WorkerProcess:
+        """Once the worker has committed part of the first half (so it dies mid-stream, with
+        work done and work undone behind its last checkpoint), SIGKILL it and start another."""
+        topics = [worker.settings.topic("interactions")]
+        published = messages_on(worker.settings, topics[0])
+        deadline = time.monotonic() + 300
+        while consumer_lag(worker.settings, topics) == published:
+            assert time.monotonic() < deadline, "the worker committed nothing in 300 s"
+            time.sleep(0.2)
         assert worker.proc is not None
         killed.append(worker.proc.pid)
         return kill_and_restart(worker)
 
     url = f"chdb://{tmp_path / 'chdb'}"
-    # small steps and frequent checkpoints, so commits move gradually and half-way is observed
-    # mid-stream (with 5 s checkpoints a fast machine commits the whole file in one step)
     env = {"RAPPORT_WORKER__TAKE_MESSAGES": "4", "RAPPORT_WORKER__CHECKPOINT_SECONDS": "0.5"}
     settings = load_settings(
         env={**worker_env(kafka_bootstrap, url, "unused", tmp_path / "var"), **env}, cwd=tmp_path
@@ -103,6 +111,17 @@ def test_analyze_same_figures_after_the_worker_is_killed_half_way(
     figures = analyze(settings, [DATA], "snap", {}, quiet=True, on_half=kill)
     assert killed, "the worker was never killed"
     check(figures)
+
+
+def messages_on(settings: Settings, topic: str) -> int:
+    from kafka import TopicPartition
+
+    consumer = kafka_clients.consumer(settings)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        return sum(consumer.end_offsets(parts).values())
+    finally:
+        consumer.close()
 
 
 def test_report_and_sql_work_through_the_running_worker(

@@ -304,7 +304,7 @@ def main() -> None:
     watch = RssWatch(pid, worker.log)
     watch.start()
     try:
-        worker = wait_processed(worker, quiet=False)
+        wait_processed(worker, quiet=False)
         seconds = time.monotonic() - started
         cpu, rss = proc_figures(pid)
     finally:
