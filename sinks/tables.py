@@ -145,7 +145,6 @@ WINDOW_AGGREGATES = Table(
         *_window_columns(),
         Column("kafka_partition", "UInt32"),  # each input partition aggregates its own dyads
         Column("requester_tier", LOW_CARDINALITY),  # 'all' for the row over every tier
-        Column("spam_adjusted", "UInt8"),  # 1: inbound from accounts under alert excluded
         Column("inbound", "UInt64"),
         Column("answered", "UInt64"),
         Column("pending", "UInt64"),
@@ -166,8 +165,7 @@ WINDOW_AGGREGATES = Table(
         _time_of("window_start", "window_time"),
     ),
     ReplacingMergeTree(
-        order_by=("account", "window_ms", "window_start", "kafka_partition", "requester_tier",
-                  "spam_adjusted"),
+        order_by=("account", "window_ms", "window_start", "kafka_partition", "requester_tier"),
         version="version",
         partition_by=_MONTH_OF_WINDOW,
     ),

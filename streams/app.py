@@ -28,4 +28,6 @@ def create_app(settings: Settings) -> faust.App:
         datadir=str(datadir),
         broker_commit_every=settings.worker.batch_size,
         broker_commit_interval=settings.worker.batch_seconds,
+        broker_session_timeout=settings.worker.session_timeout_seconds,
+        broker_heartbeat_interval=settings.worker.session_timeout_seconds / 5,
     )

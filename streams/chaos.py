@@ -36,27 +36,18 @@ from streams.worker import WorkerProcess, consumer_lag
 EVENTS_PER_ACCOUNT_DAY = 15  # what the simulator produces, to size a workload by events
 DAYS = 2.0
 
-# Order-independent checksums of the emitted aggregates (FINAL collapses replays). The
-# spam-adjusted ones are compared apart ("timed"): they count the inbound messages of accounts
-# flagged by an alert *when the engine folded them*, and alerts reach the engines
-# asynchronously (from the by-actor stage, through the alerts topic), so they differ even
-# between two undisturbed runs. Tiers do not: snapshots count from their own time.
+# Order-independent checksums of the emitted aggregates (FINAL collapses replays).
 _WINDOWS = ("count(), sum(cityHash64(account, window_ms, window_start, kafka_partition, "
-            "requester_tier, spam_adjusted, inbound, answered, pending, unanswered, answered_15m, "
+            "requester_tier, inbound, answered, pending, unanswered, answered_15m, "
             "answered_1h, answered_24h, answered_in_thread, conversation_starts, late)) "
             "FROM {db}.window_aggregates FINAL WHERE {cond}")  # fmt: skip
 AGGREGATE_SQL = {
-    "window_aggregates": _WINDOWS.replace("{cond}", "requester_tier = 'all' AND spam_adjusted = 0"),
-    "window_aggregates by requester tier": _WINDOWS.replace(
-        "{cond}", "requester_tier != 'all' AND spam_adjusted = 0"
-    ),
+    "window_aggregates": _WINDOWS.replace("{cond}", "requester_tier = 'all'"),
+    "window_aggregates by requester tier": _WINDOWS.replace("{cond}", "requester_tier != 'all'"),
     "pair_counts": "count(), sum(cityHash64(window_ms, window_start, src, dst, n)) "
     "FROM {db}.pair_counts FINAL",
     "tier_mixing": "count(), sum(cityHash64(window_ms, window_start, kafka_partition, src_tier, "
     "dst_tier, n)) FROM {db}.tier_mixing FINAL",
-}
-TIMED_SQL = {
-    "window_aggregates spam-adjusted": _WINDOWS.replace("{cond}", "spam_adjusted = 1"),
 }
 
 
@@ -160,7 +151,6 @@ class Outcome:
     rows_out: int  # distinct event ids stored
     duplicated: int  # rows beyond one per event id, after FINAL
     figures: dict[str, Any]
-    timed: dict[str, Any]
     alerts: frozenset[str]
     seconds: float
     peak_rss_mb: float | None
@@ -171,11 +161,8 @@ class Outcome:
         return self.unique_in - self.rows_out
 
 
-def measure(
-    settings: Settings,
-) -> tuple[int, int, dict[str, Any], dict[str, Any], frozenset[str]]:
-    """(stored event ids, duplicate rows, report figures and checksums, timed checksums,
-    alert ids)."""
+def measure(settings: Settings) -> tuple[int, int, dict[str, Any], frozenset[str]]:
+    """(stored event ids, duplicate rows, report figures and checksums, alert ids)."""
     q = LocalQuerier(settings)
     try:
         db = q.database
@@ -187,19 +174,16 @@ def measure(
         r = reports.reciprocity(Scope()).summary
         figures: dict[str, Any] = {
             k: s.get(k) for k in ("inbound", "answered", "pending", "unanswered", "rate",
-                                  "p50_s", "p90_s")
+                                  "p50_s", "p90_s", "spam_inbound", "spam_adjusted_rate",
+                                  "spam_adjusted_p50_s")
         }  # fmt: skip
         figures |= {k: r[k] for k in ("directed_pairs", "mutual_pairs", "r", "rho")}
         for name, sql in AGGREGATE_SQL.items():
             figures[name] = tuple(q.query("SELECT " + sql.format(db=db))[0])
-        timed: dict[str, Any] = {
-            n: tuple(q.query("SELECT " + sql.format(db=db))[0]) for n, sql in TIMED_SQL.items()
-        }
-        timed["spam_adjusted_rate"] = s.get("spam_adjusted_rate")
         alerts = frozenset(a for (a,) in q.query(f"SELECT alert_id FROM {db}.spam_alerts FINAL"))
     finally:
         q.close()
-    return int(unique), int(rows) - int(unique), figures, timed, alerts
+    return int(unique), int(rows) - int(unique), figures, alerts
 
 
 def run_scenario(
@@ -236,7 +220,7 @@ def run_scenario(
     finally:
         seconds = time.monotonic() - started
         run.stop()
-    rows, duplicated, figures, timed, alerts = measure(run.settings)
+    rows, duplicated, figures, alerts = measure(run.settings)
     if keep:  # for a post-mortem: the run's database and topics stay
         click.echo(
             f"  {scenario.name}: kept database {run.settings.clickhouse_target.database}, "
@@ -246,7 +230,7 @@ def run_scenario(
     else:
         _drop(run.settings)
     return Outcome(scenario.name, run.published, len(sim.events), rows, duplicated, figures,
-                   timed, alerts, seconds, run.peak_rss_mb, stuck)  # fmt: skip
+                   alerts, seconds, run.peak_rss_mb, stuck)  # fmt: skip
 
 
 def _with_env(settings: Settings, env: dict[str, str]) -> Settings:
@@ -358,17 +342,16 @@ def row(o: Outcome, ref: Outcome) -> list[str]:
     return [o.scenario, f"{o.events_in:,}", f"{o.rows_out:,}", f"{o.lost:,}",
             f"{o.duplicated:,}", "yes" if o.figures == ref.figures else "no",
             "yes" if o.alerts == ref.alerts else "no",
-            "yes" if o.timed == ref.timed else "no",
             f"{o.seconds:.0f}" + (" STUCK" if o.stuck else ""),
             "-" if o.peak_rss_mb is None else f"{o.peak_rss_mb:.0f}"]  # fmt: skip
 
 
 HEADER = ["scenario", "events in", "rows out", "lost", "duplicated", "aggregates equal",
-          "alerts equal", "spam-adj. equal", "seconds", "peak RSS MB"]  # fmt: skip
+          "alerts equal", "seconds", "peak RSS MB"]  # fmt: skip
 
 
 def print_row(cells: list[str]) -> None:
-    widths = [22, 10, 10, 6, 10, 16, 12, 12, 9, 11]
+    widths = [22, 10, 10, 6, 10, 16, 12, 9, 11]
     click.echo("  ".join(c.ljust(w) if i == 0 else c.rjust(w)
                          for i, (c, w) in enumerate(zip(cells, widths, strict=True))))  # fmt: skip
 
@@ -378,8 +361,6 @@ def differences(o: Outcome, ref: Outcome) -> list[str]:
     out = [f"  {o.scenario}: {o.stuck}"] if o.stuck else []
     out += [f"  {o.scenario}: {k} {ref.figures[k]!r} -> {o.figures[k]!r}"
            for k in ref.figures if o.figures.get(k) != ref.figures[k]]  # fmt: skip
-    out += [f"  {o.scenario}: (spam-adjusted: live flags) {k} {ref.timed[k]!r} -> {o.timed[k]!r}"
-            for k in ref.timed if o.timed.get(k) != ref.timed[k]]  # fmt: skip
     if o.alerts != ref.alerts:
         out.append(f"  {o.scenario}: alerts missing {sorted(ref.alerts - o.alerts)[:5]}, "
                    f"extra {sorted(o.alerts - ref.alerts)[:5]}")  # fmt: skip

@@ -88,6 +88,9 @@ class WorkerSettings:
     take_messages: int = 100  # Kafka messages taken at a time (an envelope holds up to 500 events)
     take_seconds: float = 0.1  # ...or what arrived within this long (latency at low load)
     checkpoint_seconds: float = 5.0  # analytics state saved (and input acknowledged) this often
+    # a worker silent this long leaves the group and its partitions move (Faust's 60 s stalls
+    # the whole group for a minute when a worker dies or is stopped while joining)
+    session_timeout_seconds: float = 10.0
     log_format: str = "text"  # "text" or "json" (one object a line); both carry run and partition
 
 
@@ -406,6 +409,11 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"worker.log_format = {s.worker.log_format!r}: use text or json")
     if s.worker.checkpoint_seconds <= 0:
         raise ConfigError("worker.checkpoint_seconds must be > 0")
+    if not 6 <= s.worker.session_timeout_seconds <= 1800:  # the broker's default bounds
+        raise ConfigError(
+            f"worker.session_timeout_seconds = {s.worker.session_timeout_seconds}: the broker "
+            "accepts 6 to 1800 (group.min/max.session.timeout.ms)"
+        )
     if (s.worker.batch_size < 1 or s.worker.batch_seconds <= 0 or s.worker.take_messages < 1
             or s.worker.take_seconds <= 0):  # fmt: skip
         raise ConfigError(

@@ -5,6 +5,11 @@ Counts come from the emitted aggregates (``window_aggregates``, ``pair_counts``,
 nearest rank over ``reply_records`` (METRICS.md allows exact in place of the sketch). A report
 is a title, a summary and named sections of rows, rendered as a table, JSON or CSV.
 
+Spam-adjusted figures leave out inbound messages sent while their sender was under an alert
+(``[first_seen, window_end + flag hold)``, METRICS.md): computed here, at query time, from the
+raw interactions, reply records and ``spam_alerts``, so they are the same however late an alert
+was raised relative to the messages it covers, on one worker or many.
+
 ``--window all`` uses every window; ``1d``/``1h`` the latest window of that size.
 """
 
@@ -22,6 +27,8 @@ import numpy as np
 
 from streams.core.engine import EngineConfig
 from streams.core.reciprocity import account_reciprocity, give_take, reciprocity, rich_club
+from streams.core.replies import ADDRESSING_KINDS
+from streams.core.responsiveness import RATE_LIMITS_MS
 from streams.core.sketch import nearest_rank
 from streams.core.tiers import follower_tier, rank_tiers
 from streams.errors import RapportError
@@ -126,17 +133,55 @@ class Reports:
             )
         }
 
-    def _latencies(self, span: tuple[int, int] | None) -> list[tuple[str, str, int]]:
+    def _alert_spans(self) -> str:
+        """Per actor under any alert: ``starts``/``ends`` arrays of its flagged spans."""
+        return (
+            "(SELECT actor, groupArray(first_seen) AS starts, "
+            f"groupArray(window_end + {int(self.config.spam.flag_hold_ms)}) AS ends "
+            f"FROM {self.db}.spam_alerts FINAL GROUP BY actor) AS flagged"
+        )
+
+    # t sent within a span; the lambda captures nothing (ClickHouse 18.16 loses a captured
+    # column that comes through a join), t comes in as an array of its own
+    _FLAGGED = (
+        "arrayExists((s, e, x) -> s <= x AND x < e, starts, ends, "
+        "arrayResize([t], length(starts), t))"
+    )
+
+    def _latencies(self, span: tuple[int, int] | None) -> list[tuple[str, str, int, bool]]:
+        """(responder, requester tier, latency, whether the requester was flagged) of every
+        answered message."""
         where = "" if span is None else "WHERE inbound_ts >= %(lo)s AND inbound_ts < %(hi)s"
         params = {} if span is None else {"lo": span[0], "hi": span[1]}
         return [
-            (str(r), str(t), int(lat))
-            for r, t, lat in self.q.query(
-                f"SELECT responder, requester_tier, latency_ms FROM {self.db}.reply_records "
-                f"FINAL {where}",
+            (str(r), str(t), int(lat), bool(flagged))
+            for r, t, lat, flagged in self.q.query(
+                f"SELECT responder, requester_tier, latency_ms, {self._FLAGGED} FROM ("
+                "SELECT responder, requester_tier, latency_ms, t, starts, ends FROM ("
+                "SELECT requester AS actor, responder, requester_tier, latency_ms, inbound_ts AS t "
+                f"FROM {self.db}.reply_records FINAL {where}) AS answered "
+                f"ANY LEFT JOIN {self._alert_spans()} USING actor)",
                 params,
             )
         ]
+
+    def _flagged_inbound(self, span: tuple[int, int] | None) -> dict[str, int]:
+        """Inbound messages sent under an alert, per responder."""
+        where = "" if span is None else "AND ts >= %(lo)s AND ts < %(hi)s"
+        params = {} if span is None else {"lo": span[0], "hi": span[1]}
+        kinds = ", ".join(f"'{k}'" for k in sorted(ADDRESSING_KINDS))
+        return {
+            str(r): int(n)
+            for r, n in self.q.query(
+                "SELECT responder, count() FROM (SELECT responder, t, starts, ends FROM ("
+                "SELECT actor, ifNull(target, '') AS responder, ts AS t "
+                f"FROM {self.db}.interactions FINAL WHERE kind IN ({kinds}) "
+                f"AND target IS NOT NULL AND actor != ifNull(target, '') {where}) AS inbound "
+                f"ALL INNER JOIN {self._alert_spans()} USING actor) "
+                f"WHERE {self._FLAGGED} GROUP BY responder",
+                params,
+            )
+        }
 
     # --- reports ---
 
@@ -144,42 +189,51 @@ class Reports:
         """Response rates and latency by responder, responder tier and requester tier."""
         cond, params, span = self._window(scope)
         rows = self.q.query(
-            "SELECT account, requester_tier, spam_adjusted, sum(inbound), sum(answered), "
-            "sum(pending), sum(unanswered), sum(answered_15m), sum(answered_1h), "
-            f"sum(answered_24h) FROM {self.db}.window_aggregates FINAL WHERE {cond} "
-            "GROUP BY account, requester_tier, spam_adjusted",
+            "SELECT account, requester_tier, sum(inbound), sum(answered), sum(pending), "
+            "sum(unanswered), sum(answered_15m), sum(answered_1h), sum(answered_24h) "
+            f"FROM {self.db}.window_aggregates FINAL WHERE {cond} "
+            "GROUP BY account, requester_tier",
             params,
         )
         tier_of = self.tier_of
         keep = _keeper(scope, tier_of)
         lat = [x for x in self._latencies(span) if keep(x[0])]
         groups: dict[str, dict[Any, list[int]]] = {
-            "total": {}, "adjusted": {}, "account": {}, "tier": {}, "matrix": {}}  # fmt: skip
-        for account, req_tier, adjusted, *counts in rows:
+            "total": {}, "account": {}, "tier": {}, "matrix": {}}  # fmt: skip
+        for account, req_tier, *counts in rows:
             if not keep(account):
                 continue
             c = [int(v) for v in counts]
             if req_tier == "all":
-                _add(groups["adjusted" if adjusted else "total"], "all", c)
-                if not adjusted:
-                    _add(groups["account"], account, c)
-                    _add(groups["tier"], tier_of(account), c)
+                _add(groups["total"], "all", c)
+                _add(groups["account"], account, c)
+                _add(groups["tier"], tier_of(account), c)
             else:
                 _add(groups["matrix"], (tier_of(account), req_tier), c)
         lat_by: dict[str, dict[Any, list[int]]] = {
-            k: {} for k in ("all", "account", "tier", "matrix")
+            k: {} for k in ("all", "account", "tier", "matrix", "adjusted")
         }
-        for responder, req_tier, ms in lat:
+        for responder, req_tier, ms, flagged in lat:
             lat_by["all"].setdefault("all", []).append(ms)
             lat_by["account"].setdefault(responder, []).append(ms)
             lat_by["tier"].setdefault(tier_of(responder), []).append(ms)
             lat_by["matrix"].setdefault((tier_of(responder), req_tier), []).append(ms)
-        total = _figures(groups["total"].get("all"), lat_by["all"].get("all"))
-        adjusted = _figures(groups["adjusted"].get("all"), None)
+            if not flagged:
+                lat_by["adjusted"].setdefault("all", []).append(ms)
+        counts = groups["total"].get("all") or [0] * 7
+        total = _figures(counts, lat_by["all"].get("all"))
+        spam_in = sum(n for a, n in self._flagged_inbound(span).items() if keep(a))
+        kept = lat_by["adjusted"].get("all", [])
+        adjusted = _figures(
+            [counts[0] - spam_in, len(kept), 0, 0,
+             *(sum(ms <= x for ms in kept) for x in RATE_LIMITS_MS)],
+            kept,
+        )  # fmt: skip
         accounts = sorted(groups["account"].items(), key=lambda kv: (-kv[1][0], kv[0]))
         return Report(
             "responsiveness",
-            {"window": scope.window, **total, "spam_adjusted_rate": adjusted.get("rate")},
+            {"window": scope.window, **total, "spam_inbound": spam_in,
+             **{f"spam_adjusted_{k}": adjusted[k] for k in ("rate", "rate_24h", "p50_s", "p90_s")}},
             {
                 "by_tier": [{"tier": t, **_figures(c, lat_by["tier"].get(t))}
                             for t, c in sorted(groups["tier"].items())],
@@ -257,7 +311,7 @@ class Reports:
         days = self.q.query(  # one row per day: an account's rows come from every partition
             "SELECT window_start, sum(inbound), sum(answered), sum(pending), sum(unanswered) "
             f"FROM {self.db}.window_aggregates FINAL WHERE account = %(a)s AND window_ms = %(w)s "
-            "AND requester_tier = 'all' AND spam_adjusted = 0 GROUP BY window_start "
+            "AND requester_tier = 'all' GROUP BY window_start "
             "ORDER BY window_start",
             {"a": a, "w": max(self.config.window_sizes)},
         )

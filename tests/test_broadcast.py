@@ -1,5 +1,5 @@
-"""The broadcast reader on the real broker: every snapshot and alert of every partition reaches
-every worker, and ``sync`` returns only once the snapshots published before it are handed over."""
+"""The broadcast reader on the real broker: every snapshot of every partition reaches every
+worker, and ``sync`` returns only once the snapshots published before it are handed over."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import schemas
-from schemas import codec
 from streams import kafka_clients
-from streams.agents.broadcast import AlertSpan, Broadcast
+from streams.agents.broadcast import Broadcast
 from streams.config import Settings, load_settings
 from streams.publish import Publisher
 from streams.topics import ensure_topics
-from tests.test_schemas import ALERT, NOW, SNAPSHOT
+from tests.test_schemas import NOW, SNAPSHOT
 from tests.test_spine import worker_env
 
 
@@ -34,20 +32,10 @@ def test_every_partition_is_read_and_sync_waits_for_what_was_published(
     with Publisher(settings) as publisher:
         for s in first:
             publisher.snapshot(s)
-    producer = kafka_clients.producer(settings)
-    for actor in ("a1", "a2", "a3"):  # keyed by actor: several partitions
-        producer.send(settings.topic("alerts"), key=actor.encode(),
-                      value=codec.encode({**ALERT, "actor": actor}, schemas.ALERT),
-                      headers=schemas.kafka_headers(schemas.ALERT))  # fmt: skip
-    producer.send(settings.topic("alerts"), value=b"\x00not an alert")  # ignored, logged
-    producer.flush()
-    producer.close()
-
     seen: list[dict[str, Any]] = []
-    alerts: list[AlertSpan] = []
 
     async def scenario() -> tuple[int, int]:
-        broadcast = Broadcast(settings, seen.extend, alerts.extend)
+        broadcast = Broadcast(settings, seen.extend)
         task = asyncio.create_task(broadcast.run())
         try:
             await asyncio.wait_for(broadcast.sync(), 60)
@@ -56,10 +44,6 @@ def test_every_partition_is_read_and_sync_waits_for_what_was_published(
                 for i in range(200, 260):
                     publisher.snapshot(snapshot(i, 7))
             await asyncio.wait_for(broadcast.sync(), 60)
-            for _ in range(100):  # alerts are read alongside, with no sync of their own
-                if len(alerts) >= 3:
-                    break
-                await asyncio.sleep(0.1)
             return after_first, len(seen)
         finally:
             task.cancel()
@@ -70,10 +54,6 @@ def test_every_partition_is_read_and_sync_waits_for_what_was_published(
     assert after_first == 200 and after_second == 260
     assert sorted(s["snapshot_id"] for s in seen) == sorted(f"s{i}" for i in range(260))
     assert spread(settings, settings.topic("snapshots")) == 4  # so every partition was read
-    assert sorted(a.actor for a in alerts) == ["a1", "a2", "a3"]
-    assert {(a.first_seen, a.window_end) for a in alerts} == {
-        (ALERT["first_seen"], ALERT["window_end"])
-    }
 
 
 def spread(settings: Settings, topic: str) -> int:

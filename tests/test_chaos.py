@@ -1,16 +1,27 @@
 """Short versions of `make chaos` (streams/chaos.py): a small simulated network through the real
-broker, workers and ClickHouse server, disturbed, must give the rows, aggregates and alerts of
-one undisturbed worker. The spam-adjusted aggregates are not compared: they count what was
-flagged when an engine folded it, and differ between two undisturbed runs too
-(streams/chaos.py, TIMED_SQL)."""
+broker, workers and ClickHouse server, disturbed, must give the rows, aggregates (spam-adjusted
+figures included) and alerts of one undisturbed worker."""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
-from streams.chaos import Outcome, Scenario, differences, run_scenario, sigkill
+from streams.chaos import (
+    Outcome,
+    Scenario,
+    add_worker,
+    clickhouse_outage,
+    differences,
+    private_clickhouse,
+    private_kafka,
+    remove_worker,
+    restart_broker,
+    run_scenario,
+    sigkill,
+)
 from streams.config import Settings, load_settings
 from streams.simulate import Simulation, simulate
 
@@ -64,3 +75,30 @@ def test_sigkill_three_times_changes_no_figure(
     kills = sorted(random.Random(SEED).uniform(0.2, 0.8) for _ in range(3))
     o = run_scenario(settings, sim, Scenario("sigkill", [(k, sigkill) for k in kills]), TIMEOUT_S)
     check_same(o, reference, sim)
+
+
+def test_two_workers_then_one_more_then_one_less_change_no_figure(
+    settings: Settings, sim: Simulation, reference: Outcome
+) -> None:
+    """The third worker is often stopped while it is still joining the group: the other two
+    wait for it one session timeout (``worker.session_timeout_seconds``), then go on."""
+    scenario = Scenario("scale", [(0.3, add_worker), (0.6, remove_worker)], workers=2)
+    check_same(run_scenario(settings, sim, scenario, TIMEOUT_S), reference, sim)
+
+
+def test_a_broker_restart_changes_no_figure(
+    settings: Settings, sim: Simulation, reference: Outcome, tmp_path: Path
+) -> None:
+    with private_kafka(tmp_path / "kafka") as broker:
+        scenario = Scenario("broker", [(0.4, restart_broker(broker, 5))], kafka=broker)
+        check_same(run_scenario(settings, sim, scenario, TIMEOUT_S), reference, sim)
+
+
+def test_clickhouse_down_for_20_s_changes_no_figure(
+    settings: Settings, sim: Simulation, reference: Outcome, tmp_path: Path
+) -> None:
+    with private_clickhouse(tmp_path / "clickhouse") as server:
+        scenario = Scenario("clickhouse", [(0.4, clickhouse_outage(server, 20))], clickhouse=server)
+        o = run_scenario(settings, sim, scenario, TIMEOUT_S)
+    check_same(o, reference, sim)
+    assert o.peak_rss_mb is not None and o.peak_rss_mb < 1024  # bounded while the sink is down

@@ -44,8 +44,7 @@ def test_replacing_engine_text() -> None:
     assert sql.endswith(
         "ENGINE = ReplacingMergeTree(version)\n"
         "PARTITION BY toYYYYMM(window_time)\n"
-        "ORDER BY (account, window_ms, window_start, kafka_partition, requester_tier, "
-        "spam_adjusted)"
+        "ORDER BY (account, window_ms, window_start, kafka_partition, requester_tier)"
     )
 
 
@@ -72,8 +71,7 @@ def test_cluster_mode_keeps_version_and_shards_on_the_whole_key() -> None:
     path = "'/clickhouse/tables/{shard}/rapport/window_aggregates_local'"
     assert f"ReplicatedReplacingMergeTree({path}, '{{replica}}', version)" in local
     assert front.endswith(
-        "cityHash64(account, window_ms, window_start, kafka_partition, requester_tier, "
-        "spam_adjusted))"
+        "cityHash64(account, window_ms, window_start, kafka_partition, requester_tier))"
     )
 
 

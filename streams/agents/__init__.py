@@ -15,7 +15,7 @@ from streams.config import Settings
 
 def install(app: faust.App, settings: Settings, backend: Backend) -> Pipeline:
     """Agents for the interactions, by-actor and snapshots topics, the broadcast reader (every
-    snapshot and alert, see ``broadcast``), the checkpoint timer and the rebalance hook, all
+    snapshot, see ``broadcast``), the checkpoint timer and the rebalance hook, all
     sharing one ``Pipeline``."""
     pipeline = Pipeline(app, settings, backend)
     take_over_gaps(app.consumer)

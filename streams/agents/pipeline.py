@@ -3,7 +3,7 @@
 Interactions are decoded (bad input → dead-letter topic and table), stored raw, folded into their
 partition's ``PartitionEngine`` and re-keyed into the by-actor topic, whose partitions'
 ``ActorEngine``s run the spam rules; snapshots are stored as profiles. Every worker also reads all
-snapshots and alerts (``broadcast``): they feed every engine's tiers and spam flags. Every
+snapshots (``broadcast``): they feed every engine's tiers. Every
 delivered offset is checked (``deliveries``). Rows go through one ``Writer``. A **checkpoint**
 stores every buffered row, emits the figures of open windows, saves the engines due (each every
 ``worker.checkpoint_seconds``; all as soon as input pauses) to the changelog-backed table and
@@ -42,7 +42,7 @@ from sinks.tables import (
 from sinks.writer import BackpressureError, DeadLetter, SinkDown, Writer
 from streams import logs, metrics
 from streams.agents import by_actor
-from streams.agents.broadcast import AlertSpan, Broadcast
+from streams.agents.broadcast import Broadcast
 from streams.agents.checkpoints import EngineStore, State
 from streams.agents.deliveries import Delivery, DeliveryCheck, Record, Refill, let_commits_pass
 from streams.config import Settings
@@ -117,7 +117,7 @@ class Pipeline:
         # follower counts by account, (ts, followers) oldest first, the newest few: what an
         # engine created later must be told (the broadcast hands each snapshot over once)
         self.follower_counts: dict[str, list[tuple[int, int]]] = {}
-        self.broadcast = Broadcast(settings, self._observe_snapshots, self._observe_alerts)
+        self.broadcast = Broadcast(settings, self._observe_snapshots)
         self.unacked: list[faust.types.EventT] = []
         self.deliveries = DeliveryCheck()
         self.refill = Refill(settings)
@@ -262,12 +262,6 @@ class Pipeline:
             engine.observe_snapshots(snaps)
             self.changed.add((engine.topic, engine.partition))
 
-    def _observe_alerts(self, alerts: list[AlertSpan]) -> None:
-        """Every alert of every by-actor partition (the broadcast), for the spam flags."""
-        for engine in self.partition_engines():
-            engine.flag(alerts)
-            self.changed.add((engine.topic, engine.partition))
-
     async def _in_order(self, m: faust.types.Message) -> list[Record]:
         """The messages to take for a delivered one, in offset order (see ``deliveries``):
         none if it was taken before; the ones Faust skipped, read from Kafka, then it."""
@@ -326,10 +320,9 @@ class Pipeline:
         await self._add(DEAD_LETTERS, [dead_letter_row(x) for x in letters], at)
 
     async def _output(self, out: Output) -> None:
-        """Alerts to the alerts topic at once (watchers see them live, every worker's engines
-        flag them through the broadcast; a replay after a crash may repeat one, same
-        ``alert_id``); derived rows to the writer: versioned by content, so they need no
-        offsets to be replay-safe."""
+        """Alerts to the alerts topic at once (watchers see them live; a replay after a crash
+        may repeat one, same ``alert_id``); derived rows to the writer: versioned by content,
+        so they need no offsets to be replay-safe."""
         for alert in out.alerts:
             await self.alerts.send(
                 key=alert.actor.encode(), value=codec.encode(alert.to_record(), schemas.ALERT),

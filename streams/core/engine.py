@@ -7,8 +7,8 @@ of event time (rank tiers move at day boundaries): tiers, requester tags, reply 
 responsiveness, pair counts, tier mixing and late counts. Out come rows for ``reply_records``,
 ``window_aggregates``, ``pair_counts``, ``tier_mixing`` and ``late_events`` (column order as in
 ``sinks.tables``; checked by a test). The spam rules run elsewhere (``streams.core.actors``, on
-events keyed by actor); the alerts they raise are handed in with ``flag``, and inbound messages
-from accounts under an active alert are left out of the spam-adjusted responsiveness.
+events keyed by actor); spam-adjusted responsiveness subtracts the messages of accounts under an
+alert at query time (``streams.reports``), so it does not depend on when an alert got here.
 
 Every emitted row carries a version that is a function of its content (counts only grow), so
 the same window always gets the same version however often or when it was emitted: a replay
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +31,6 @@ from streams.core.reciprocity import NON_INTERACTION_KINDS
 from streams.core.replies import DEFAULT_HORIZON_MS, ReplyMatcher
 from streams.core.responsiveness import (
     SEGMENT_ALL,
-    SEGMENT_SPAM_ADJUSTED,
     TIER_PREFIX,
     RequesterTags,
     ResponsivenessAggregator,
@@ -40,7 +38,6 @@ from streams.core.responsiveness import (
 )
 from streams.core.sketch import DEFAULT_ALPHA
 from streams.core.spam import Alert, SpamConfig
-from streams.core.spam.detector import Flagging, Flags
 from streams.core.tiers import (
     BASE,
     DEFAULT_FOLLOWER_BOUNDS,
@@ -79,7 +76,7 @@ REPLY_RECORD_COLUMNS = (
     "in_thread",
 )
 WINDOW_AGGREGATE_COLUMNS = (
-    "account", "window_ms", "window_start", "kafka_partition", "requester_tier", "spam_adjusted",
+    "account", "window_ms", "window_start", "kafka_partition", "requester_tier",
     "inbound", "answered", "pending", "unanswered", "answered_15m", "answered_1h",
     "answered_24h", "p50_ms", "p90_ms", "p99_ms", "answered_in_thread", "conversation_starts",
     "late", "final", "version",
@@ -189,8 +186,7 @@ class PartitionEngine:
             config.tier_bounds, config.rank_window_ms, config.top_share, config.upper_share,
             accounts=self.accounts,
         )  # fmt: skip
-        self.tagger = RequesterTags(self.tiers.tiers, set(), config.tier_names)
-        self.flags = Flags(config.spam.flag_hold_ms)  # accounts under an active spam alert
+        self.tagger = RequesterTags(self.tiers.tiers, config.tier_names)
         self.matcher = ReplyMatcher(config.horizon_ms, accounts=self.accounts)
         self.agg = ResponsivenessAggregator(
             config.window_sizes, config.horizon_ms, config.grace_ms, config.tier_names,
@@ -237,11 +233,6 @@ class PartitionEngine:
         alerts from snapshots are raised once per worker, not here in every partition.)"""
         self.tiers.observe_snapshots(snapshots)
 
-    def flag(self, alerts: Sequence[Flagging]) -> None:
-        """Spam alerts raised so far: their actors' inbound messages from now on count as spam
-        in the spam-adjusted figures (over each alert's span, see ``Flags``)."""
-        self.flags.add(alerts)
-
     def emit_open(self) -> Output:
         """Rows of everything changed since it was last emitted, open windows too: call when
         input pauses, so readers see current figures before windows close."""
@@ -257,7 +248,6 @@ class PartitionEngine:
             **{f"matcher_{k}": v for k, v in self.matcher.state_size().items()},
             **{f"windows_{k}": v for k, v in self.agg.state_size().items()},
             "pair_cells": len(self.pairs), "mixing_cells": len(self.mixing),
-            "spam_flags": len(self.flags),
         }  # fmt: skip
 
     # --- work ---
@@ -294,8 +284,7 @@ class PartitionEngine:
         # only now: the lookups above see the book as it was
         self.tiers.follow_snapshots(snapshots)
         self.tiers.observe_events(b)
-        tags = self.tagger.pack(actor_codes, self.flags.mask(b.actor, ts))
-        result = self.matcher.process(b, tags)
+        result = self.matcher.process(b, actor_codes)
         self.agg.consume(result)
         rep = result.replies
         if len(rep):
@@ -371,7 +360,6 @@ class PartitionEngine:
     # --- output ---
 
     def _closed(self, out: Output) -> None:
-        self.flags.expire(self.stream_time)
         self._window_rows(self.agg.emit(), out)
         self._count_rows(self.stream_time, out)
 
@@ -379,11 +367,7 @@ class PartitionEngine:
         if not len(f):
             return
         seg = f.segment.tolist()
-        tier = [
-            ALL_TIERS if s in (SEGMENT_ALL, SEGMENT_SPAM_ADJUSTED) else s[len(TIER_PREFIX) :]
-            for s in seg
-        ]
-        adjusted = [int(s == SEGMENT_SPAM_ADJUSTED) for s in seg]
+        tier = [ALL_TIERS if s == SEGMENT_ALL else s[len(TIER_PREFIX) :] for s in seg]
         counted = f.inbound + f.late + f.answered + f.unanswered
         version = 2 * counted + f.final.astype(np.int64)
 
@@ -392,7 +376,7 @@ class PartitionEngine:
 
         out.window_aggregates.extend(zip(
             f.account.tolist(), f.window_ms.tolist(), f.window_start.tolist(),
-            [self.partition] * len(f), tier, adjusted,
+            [self.partition] * len(f), tier,
             f.inbound.tolist(), f.answered.tolist(), f.pending.tolist(), f.unanswered.tolist(),
             f.answered_15m.tolist(), f.answered_1h.tolist(), f.answered_24h.tolist(),
             opt(f.p50_ms), opt(f.p90_ms), opt(f.p99_ms), f.answered_in_thread.tolist(),

@@ -1,9 +1,10 @@
 """Responsiveness per responder and window (METRICS.md, "Responsiveness"), from matcher records.
 
 Windows are by the inbound message's time t (1 h and 1 d, epoch-aligned). For each (responder,
-window) the aggregator keeps counters and a latency sketch per segment: ``all``,
-``spam_adjusted`` (inbound from flagged accounts left out) and ``tier:<tier of the requester>``.
-A message's requester tier and spam flag are stamped on it when it arrives (``RequesterTags``,
+window) the aggregator keeps counters and a latency sketch per segment: ``all`` and
+``tier:<tier of the requester>``. (Spam-adjusted figures subtract the messages of flagged
+accounts at query time, ``streams/reports.py``: exact whenever an alert reached the engines.)
+A message's requester tier is stamped on it when it arrives (``RequesterTags``,
 carried by the matcher as the record ``tag``) and whether it made its window is judged on
 ``seen_at`` (matcher stream time on arrival), so its inbound, reply and expiry records always
 count in the same segments and windows, with no per-message state here.
@@ -17,7 +18,7 @@ is bounded by stream time. State is columnar (numpy) and updated per batch, not 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from itertools import repeat
 from typing import Any
@@ -32,7 +33,6 @@ from streams.core.tiers import BASE, TOP, UPPER, follower_tiers
 from streams.core.windows import DAY_MS, GRACE_MS, HOUR_MS, NO_TIME, WINDOW_SIZES, Event
 
 SEGMENT_ALL = "all"
-SEGMENT_SPAM_ADJUSTED = "spam_adjusted"
 TIER_PREFIX = "tier:"
 DEFAULT_TIERS: tuple[str, ...] = (*follower_tiers(), TOP, UPPER, BASE)
 RATE_LIMITS_MS = (15 * 60_000, HOUR_MS, DAY_MS)  # rate@15min, @1h, @24h
@@ -42,11 +42,10 @@ QUANTILES = (0.5, 0.9, 0.99)
 # answered in thread, unanswered (expired), conversation starts, late (missed the window)
 _INB, _A15, _A1H, _A24H, _ALONG, _THREAD, _UNANS, _CONV, _LATE = range(9)
 _NF = 9
-_ALL, _ADJ = 0, 1  # segment ids; tier i is segment i + 2
+_ALL = 0  # segment ids; tier i is segment i + 1
 _KSPAN = 1 << 12  # sketch keys of latencies ≥ 1 ms are 0 … < 4096
 _MAX_SLOTS = 1 << 26  # live windows per aggregator
-_TIER_MASK = 31  # tag = (tier index + 1, 0 = none) | flagged << 5
-_FLAG_BIT = 5
+_TIER_MASK = 31  # tag = tier index + 1, 0 = none
 F64 = npt.NDArray[np.float64]
 
 
@@ -159,25 +158,22 @@ def concat_figures(
 
 
 class RequesterTags:
-    """Stamps each event with its actor's tier and spam flag at that moment (the message tag).
+    """Stamps each event with its actor's tier at that moment (the message tag).
 
-    The matcher carries a message's tag into its reply or expiry, so the requester's tier and
-    flag are decided once, when the message arrives. ``tier_of`` is a mapping (fastest: e.g.
+    The matcher carries a message's tag into its reply or expiry, so the requester's tier is
+    decided once, when the message arrives. ``tier_of`` is a mapping (fastest: e.g.
     ``TierBook.tiers``) or a function; accounts it does not know get ``default_tier``.
-    ``flagged`` is the live set of accounts under an active spam alert (mutate it in place).
     """
 
     def __init__(
         self,
         tier_of: Mapping[str, str] | Callable[[str], str] | None = None,
-        flagged: Collection[str] | None = None,
         tiers: Sequence[str] = DEFAULT_TIERS,
         default_tier: str | None = BASE,
     ) -> None:
         if len(tiers) > _TIER_MASK - 1:
             raise ValueError(f"at most {_TIER_MASK - 1} tiers")
         self.tier_of = tier_of
-        self.flagged: Collection[str] = flagged if flagged is not None else set()
         self.tiers = tuple(tiers)
         self.default_tier = default_tier
         self._code: dict[str | None, int] = {t: i + 1 for i, t in enumerate(self.tiers)}
@@ -198,30 +194,19 @@ class RequesterTags:
         except KeyError as exc:
             raise ValueError(f"tier {exc} is not one of {self.tiers}") from None
 
-    def pack(self, codes: I64, flags: Bools | None = None) -> I64:
-        """Tags from tier codes (``tier_codes``) and per-event spam flags."""
-        return codes if flags is None else codes | (np.asarray(flags, np.int64) << _FLAG_BIT)
-
     def tier_names(self, tags: I64) -> Objects:
         """Tier names of tags (or codes); None where a tag has no tier."""
         names = objects([None, *self.tiers])
         return names[np.asarray(tags, np.int64) & _TIER_MASK]
 
     def __call__(self, events: Sequence[Event] | EventBatch) -> I64:
-        b = as_batch(events)
-        actors = b.actor
-        n = len(actors)
-        codes = self.tier_codes(actors)
-        flagged = self.flagged
-        if flagged:
-            codes |= np.fromiter(map(flagged.__contains__, actors), np.int64, n) << _FLAG_BIT
-        return codes
+        return self.tier_codes(as_batch(events).actor)
 
 
 class ResponsivenessAggregator:
     """Aggregates inbound/reply/expiry records per responder and window; see module docstring.
 
-    Records carry the message's ``tag`` (``RequesterTags``: requester tier and spam flag) and
+    Records carry the message's ``tag`` (``RequesterTags``: requester tier) and
     ``seen_at`` (matcher stream time on arrival: whether it made its window), so the aggregator
     holds no per-message state. ``tiers`` must be the tagger's. One or two window sizes.
     """
@@ -245,8 +230,7 @@ class ResponsivenessAggregator:
         self._inv_log_gamma = sk._inv_log_gamma
         self._gamma = sk.gamma
         self._values = 2.0 * sk.gamma ** np.arange(_KSPAN, dtype=np.float64) / (sk.gamma + 1.0)
-        self.seg_names: list[str] = [SEGMENT_ALL, SEGMENT_SPAM_ADJUSTED] + [
-            TIER_PREFIX + t for t in tiers]
+        self.seg_names: list[str] = [SEGMENT_ALL] + [TIER_PREFIX + t for t in tiers]
         self._nseg = len(self.seg_names)
         self.stream_time = NO_TIME
         self._final_st = NO_TIME  # stream time of the last emit that dropped final windows
@@ -348,16 +332,12 @@ class ResponsivenessAggregator:
 
     def _cells(self, keep: Bools, slot: I64, tag: I64) -> tuple[I64, I64, I64]:
         """(record row, slot, segment) of every segment the kept records count in: all, their
-        requester's tier, and spam-adjusted unless flagged."""
+        requester's tier."""
         idx = np.flatnonzero(keep)
         tier = tag[idx] & _TIER_MASK
         has_tier = tier > 0
-        adj = (tag[idx] >> _FLAG_BIT) & 1 == 0
-        rows = np.concatenate((idx, idx[has_tier], idx[adj]))
-        segs = np.concatenate((
-            np.full(len(idx), _ALL, np.int64), tier[has_tier] + 1,
-            np.full(int(adj.sum()), _ADJ, np.int64),
-        ))
+        rows = np.concatenate((idx, idx[has_tier]))
+        segs = np.concatenate((np.full(len(idx), _ALL, np.int64), tier[has_tier]))
         return rows, slot[rows], segs
 
     def _add(self, slot: I64, seg: I64, field: I64 | int) -> None:
@@ -611,7 +591,7 @@ def summarize(figs: WindowFigures, mask: npt.ArrayLike | None = None) -> dict[st
 
 
 __all__ = [
-    "DEFAULT_TIERS", "QUANTILES", "RATE_LIMITS_MS", "SEGMENT_ALL", "SEGMENT_SPAM_ADJUSTED",
+    "DEFAULT_TIERS", "QUANTILES", "RATE_LIMITS_MS", "SEGMENT_ALL",
     "TIER_PREFIX", "RequesterTags", "ResponsivenessAggregator", "WindowFigures", "concat_figures",
     "summarize",
 ]

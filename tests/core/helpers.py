@@ -70,14 +70,12 @@ class Pipeline:
         self,
         horizon_ms: int = 7 * DAY,
         tiers: Sequence[str] = ("T0", "T1", "T2", "T3", "T4", "T5", "top", "upper", "base"),
-        flagged: set[str] | None = None,
         sizes: Sequence[int] = (HOUR, DAY),
         rerank: bool = False,
     ) -> None:
         accounts = AccountIndex()  # shared: every stage reuses the batch's account ids
         book = TierBook(accounts=accounts)
-        self.flagged: set[str] = flagged if flagged is not None else set()
-        self.tagger = RequesterTags(book.tiers, self.flagged, tiers=tiers)
+        self.tagger = RequesterTags(book.tiers, tiers=tiers)
         self.rerank = rerank
         self.run = Run(
             ReplyMatcher(horizon_ms=horizon_ms, accounts=accounts),

@@ -99,20 +99,6 @@ def test_late_messages_count_as_late_and_within_grace_as_inbound():
     assert (day["inbound"], day["late"], day["answered"]) == (2, 0, 2)  # the day was still open
 
 
-def test_spam_adjusted_leaves_out_flagged_requesters_as_flagged_when_they_wrote():
-    p = Pipeline(flagged={"S"})
-    p.feed([ev("s1", "S", "A", T0), ev("b1", "B", "A", T0 + MIN)])
-    p.flagged.add("B")  # B is flagged after its message arrived
-    p.feed([ev("a1", "A", "S", T0 + 2 * MIN), ev("a2", "A", "B", T0 + 3 * MIN),
-            ev("b2", "B", "A", T0 + 4 * MIN)])
-    rows = p.run.agg.rows().rows()
-    full = one(rows, account="A", window_ms=HOUR, segment="all")
-    adj = one(rows, account="A", window_ms=HOUR, segment="spam_adjusted")
-    assert (full["inbound"], full["answered"]) == (3, 2)
-    # S always flagged; B's first message came before the flag, its second after it
-    assert (adj["inbound"], adj["answered"], adj["pending"]) == (1, 1, 0)
-
-
 def test_figures_split_by_requester_tier():
     p = Pipeline()
     p.feed([
@@ -160,9 +146,9 @@ def test_summaries_merge_rows():
 
 
 def test_requester_tags():
-    tags = RequesterTags({"big": "T5", "odd": "nope"}, flagged={"spam"}, tiers=("T0", "T5", "base"))
-    got = tags([ev("1", "big", "x", T0), ev("2", "spam", "x", T0), ev("3", "who", "x", T0)])
-    assert got.tolist() == [2, 3 | 1 << 5, 3]  # tier index + 1, flag in bit 5; unknown: base
+    tags = RequesterTags({"big": "T5", "odd": "nope"}, tiers=("T0", "T5", "base"))
+    got = tags([ev("1", "big", "x", T0), ev("3", "who", "x", T0)])
+    assert got.tolist() == [2, 3]  # tier index + 1; unknown: base
     with pytest.raises(ValueError, match="nope"):
         tags([ev("4", "odd", "x", T0)])
     assert RequesterTags(lambda a: "T0", tiers=("T0",))([ev("5", "a", "b", T0)]).tolist() == [1]

@@ -1,8 +1,7 @@
 """Burst-spam detection (METRICS.md, "Spam rules"): pure, synchronous, over plain-dict events.
 
 ``SpamDetector`` runs the rules R1–R8 of ``SpamConfig.enabled`` over a partition's events and
-snapshots and raises ``Alert`` s (one per rule, actor and window); ``flagged`` tells which
-accounts are under an active alert, for the spam-adjusted responsiveness. One module per job:
+snapshots and raises ``Alert`` s (one per rule, actor and window). One module per job:
 ``urls`` (canonical URLs), ``minhash`` (near-duplicate texts), ``spans`` (trailing windows),
 ``contacts`` (prior interaction), ``frame`` (a batch as rules see it), one module per rule.
 """

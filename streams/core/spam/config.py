@@ -28,7 +28,8 @@ class SpamConfig:
     contact_horizon_ms: int = 30 * DAY_MS
     """How far back "prior interaction" (R1, R5) looks: contacts older than this are forgotten."""
     flag_hold_ms: int = DAY_MS
-    """An alerted actor stays flagged from the alert's first_seen to window_end + this."""
+    """Spam-adjusted figures leave out an alerted actor's messages from the alert's first_seen to
+    window_end + this (at query time, ``streams/reports.py``)."""
     samples: int = 5
     """Sample event ids per alert."""
     severity: tuple[tuple[str, str], ...] = (

@@ -16,10 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-import numpy as np
-import numpy.typing as npt
-
-from streams.core.batch import AccountIndex, Bools, EventBatch, as_batch
+from streams.core.batch import AccountIndex, EventBatch, as_batch
 from streams.core.spam.alerts import Alert, AlertLog
 from streams.core.spam.config import SpamConfig
 from streams.core.spam.contacts import ContactMemory
@@ -54,56 +51,9 @@ RULE_TYPES: dict[str, Callable[[SpamConfig, AlertLog], Rule]] = {
 }  # fmt: skip
 
 
-class Flagging(Protocol):
-    """What flags need of an alert (an ``Alert``, or one read back from the alerts topic)."""
-
-    @property
-    def actor(self) -> str: ...
-    @property
-    def first_seen(self) -> int: ...
-    @property
-    def window_end(self) -> int: ...
-
-
-class Flags:
-    """Accounts under an active alert: an alert flags its actor over ``[first_seen, window_end
-    + hold_ms)`` (an alert heard twice flags once)."""
-
-    def __init__(self, hold_ms: int) -> None:
-        self.hold_ms = hold_ms
-        self.spans: dict[str, list[tuple[int, int]]] = {}
-
-    def __len__(self) -> int:
-        return sum(map(len, self.spans.values()))
-
-    def add(self, alerts: Iterable[Flagging]) -> None:
-        for a in alerts:
-            spans = self.spans.setdefault(a.actor, [])
-            span = (a.first_seen, a.window_end + self.hold_ms)
-            if span not in spans:
-                spans.append(span)
-
-    def mask(self, actors: Sequence[str], ts: int | npt.ArrayLike) -> Bools:
-        n = len(actors)
-        out = np.zeros(n, np.bool_)
-        if not self.spans or not n:
-            return out
-        times = np.broadcast_to(np.asarray(ts, np.int64), (n,))
-        hit = np.fromiter(map(self.spans.__contains__, actors), np.bool_, n)
-        for i in np.flatnonzero(hit).tolist():
-            t = int(times[i])
-            out[i] = any(s <= t < e for s, e in self.spans[actors[i]])
-        return out
-
-    def expire(self, now: int) -> None:
-        """Forget flags that ended at or before ``now``."""
-        kept = {a: [(s, e) for s, e in spans if e > now] for a, spans in self.spans.items()}
-        self.spans = {a: spans for a, spans in kept.items() if spans}
-
-
 class SpamDetector:
     """The rules of ``config.enabled`` (METRICS.md "Spam rules"), with shared contact memory,
-    alert log (one alert per rule, actor and window) and flags."""
+    alert log (one alert per rule, actor and window)."""
 
     def __init__(
         self, config: SpamConfig | None = None, accounts: AccountIndex | None = None
@@ -122,7 +72,6 @@ class SpamDetector:
             if _NEEDS_CONTACTS & set(self.config.enabled)
             else None
         )
-        self.flags = Flags(self.config.flag_hold_ms)
         self.stream_time = NO_TIME
         self.late = 0  # events left out for arriving too late
         self._next_expiry = NO_TIME
@@ -148,22 +97,16 @@ class SpamDetector:
         self.profiles.observe(snapshots)
         return self._settle()
 
-    def flagged(self, actors: Sequence[str], ts: int | npt.ArrayLike) -> Bools:
-        """Which ``actors`` are under an active alert at ``ts`` (one time, or one per actor)."""
-        return self.flags.mask(actors, ts)
-
     def state_size(self) -> dict[str, int]:
         """Entries held, per part: a measure of memory that must stay bounded by stream time."""
         sizes = {r.rule: r.state_size() for r in self.rules}
         if self.contacts is not None:
             sizes["contacts"] = len(self.contacts)
         sizes["alerts"] = len(self.log.raised)
-        sizes["flags"] = len(self.flags)
         return sizes
 
     def _settle(self) -> list[Alert]:
         alerts = self.log.take()
-        self.flags.add(alerts)
         if self.stream_time >= self._next_expiry:
             self._next_expiry = self.stream_time + EXPIRE_EVERY_MS
             self._expire(self.stream_time - self.config.lateness_ms)
@@ -176,4 +119,3 @@ class SpamDetector:
         if self.contacts is not None:
             self.contacts.expire(now)
         self.log.expire(now)
-        self.flags.expire(now)

@@ -154,7 +154,7 @@ def test_state_shrinks_as_stream_time_passes() -> None:
     # what is left is the last event's: its conversations both ways (R5), its sender state
     # (R7: actor, event, hour count) and contacts both ways
     assert late == {"R1": 0, "R2": 0, "R3": 0, "R4": 0, "R5": 2, "R6": 0, "R7": 3, "R8": 1,
-                    "contacts": 2, "alerts": 0, "flags": 0}  # fmt: skip
+                    "contacts": 2, "alerts": 0}  # fmt: skip
 
 
 def test_one_alert_per_rule_actor_and_window() -> None:
@@ -177,18 +177,6 @@ def test_late_events_are_counted_not_judged() -> None:
     assert d.process(sends("link", names("t", 12), T0 + 55 * MIN, 1000, urls=[URL])) != []
 
 
-def test_flagged() -> None:
-    d = SpamDetector(only("R1"))
-    (a,) = d.process(sends("link", names("t", 10), T0 + 10 * MIN, MIN, urls=[URL]))
-    actors = ["link", "t0", "nobody"]
-    assert d.flagged(actors, T0 + 30 * MIN).tolist() == [True, False, False]
-    assert d.flagged(actors, T0 + 5 * MIN).tolist() == [False] * 3  # before the evidence
-    assert d.flagged(actors, a.window_end + DAY - 1).tolist() == [True, False, False]
-    assert d.flagged(actors, a.window_end + DAY).tolist() == [False] * 3
-    times = [T0 + 5 * MIN, T0 + 15 * MIN, T0]
-    assert d.flagged(["link", "link", "t0"], times).tolist() == [False, True, False]
-
-
 def test_rules_switch_off_one_by_one() -> None:
     for rule in RULES:
         rest = tuple(r for r in RULES if r != rule)
@@ -199,7 +187,6 @@ def test_rules_switch_off_one_by_one() -> None:
         "R2": 0,
         "R3": 0,
         "alerts": 0,
-        "flags": 0,
     }
 
 
