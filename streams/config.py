@@ -88,6 +88,7 @@ class WorkerSettings:
     take_messages: int = 100  # Kafka messages taken at a time (an envelope holds up to 500 events)
     take_seconds: float = 0.1  # ...or what arrived within this long (latency at low load)
     checkpoint_seconds: float = 5.0  # analytics state saved (and input acknowledged) this often
+    checkpoint_budget: float = 0.1  # ...or less often, so saving takes at most this share of time
     # a worker silent this long leaves the group and its partitions move (Faust's 60 s stalls
     # the whole group for a minute when a worker dies or is stopped while joining)
     session_timeout_seconds: float = 10.0
@@ -407,8 +408,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"analytics.tier_bounds = {s.analytics.tier_bounds!r} must increase")
     if s.worker.log_format not in ("text", "json"):
         raise ConfigError(f"worker.log_format = {s.worker.log_format!r}: use text or json")
-    if s.worker.checkpoint_seconds <= 0:
-        raise ConfigError("worker.checkpoint_seconds must be > 0")
+    if s.worker.checkpoint_seconds <= 0 or not 0 < s.worker.checkpoint_budget <= 1:
+        raise ConfigError("worker.checkpoint_seconds must be > 0, checkpoint_budget in (0, 1]")
     if not 6 <= s.worker.session_timeout_seconds <= 1800:  # the broker's default bounds
         raise ConfigError(
             f"worker.session_timeout_seconds = {s.worker.session_timeout_seconds}: the broker "

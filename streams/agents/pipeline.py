@@ -113,6 +113,7 @@ class Pipeline:
         self.checkpointed: dict[TopicPartition, int] = {}  # offset covered by saved state
         self.changed: set[TopicPartition] = set()  # states with input since their last save
         self.saved_at: dict[TopicPartition, float] = {}  # monotonic time of each state's save
+        self.save_seconds: dict[TopicPartition, float] = {}  # how long its last save took
         self.any_event: dict[TopicPartition, faust.types.EventT] = {}  # for table context
         # follower counts by account, (ts, followers) oldest first, the newest few: what an
         # engine created later must be told (the broadcast hands each snapshot over once)
@@ -381,6 +382,8 @@ class Pipeline:
         Pickling a state holds the event loop (0.1–0.2 s for a few MB), so while input flows
         one state is saved per call, the least recently saved first: each still every
         ``checkpoint_seconds``, and no pause much longer than one pickle delays an alert.
+        Large states are saved less often, so that saving takes at most
+        ``checkpoint_budget`` of the time (see ``_due``).
         """
         async with self.lock:
             due = sorted(self.changed) if self._paused() else self._due()[:1]
@@ -392,7 +395,9 @@ class Pipeline:
             now = time.monotonic()
             for tp in due:
                 state = self.states[tp]
+                started = time.monotonic()
                 self.store.save(state, self.any_event[tp])
+                self.save_seconds[tp] = time.monotonic() - started
                 self.checkpointed[tp] = state.offset
                 self.saved_at[tp] = now
                 self.changed.discard(tp)
@@ -403,9 +408,20 @@ class Pipeline:
         return time.monotonic() - self.last_input >= self.settings.worker.batch_seconds
 
     def _due(self) -> list[TopicPartition]:
-        """Changed states not saved for ``checkpoint_seconds``, least recently saved first."""
-        since = time.monotonic() - self.settings.worker.checkpoint_seconds
-        return sorted((tp for tp in self.changed if self.saved_at.get(tp, 0.0) <= since),
+        """Changed states not saved for their interval, least recently saved first.
+
+        A state's interval is ``checkpoint_seconds``, or longer for a state whose save takes
+        long: its last save time × states / ``checkpoint_budget``, so all saves together take
+        at most that share of the time (whole-state pickles grow with the state)."""
+        w = self.settings.worker
+        now, n = time.monotonic(), len(self.states)
+
+        def interval(tp: TopicPartition) -> float:
+            cost = self.save_seconds.get(tp, 0.0)
+            return max(w.checkpoint_seconds, cost * n / w.checkpoint_budget)
+
+        return sorted((tp for tp in self.changed
+                       if self.saved_at.get(tp, 0.0) <= now - interval(tp)),
                       key=lambda tp: self.saved_at.get(tp, 0.0))  # fmt: skip
 
     async def _ack(self) -> None:
@@ -452,6 +468,7 @@ class Pipeline:
                 self.changed.discard(tp)
                 self.checkpointed.pop(tp, None)
                 self.saved_at.pop(tp, None)
+                self.save_seconds.pop(tp, None)
 
 
 def _by_partition(events: Sequence[faust.types.EventT]) -> dict[int, list[faust.types.EventT]]:
