@@ -134,7 +134,8 @@ class Reports:
         }
 
     def _alert_spans(self) -> str:
-        """Per actor under any alert: ``starts``/``ends`` arrays of its flagged spans."""
+        """Per actor under any alert: ``starts``/``ends`` arrays of its flagged spans (joined
+        ``GLOBAL``: computed once and shipped to every shard of a cluster)."""
         return (
             "(SELECT actor, groupArray(first_seen) AS starts, "
             f"groupArray(window_end + {int(self.config.spam.flag_hold_ms)}) AS ends "
@@ -160,7 +161,7 @@ class Reports:
                 "SELECT responder, requester_tier, latency_ms, t, starts, ends FROM ("
                 "SELECT requester AS actor, responder, requester_tier, latency_ms, inbound_ts AS t "
                 f"FROM {self.db}.reply_records FINAL {where}) AS answered "
-                f"ANY LEFT JOIN {self._alert_spans()} USING actor)",
+                f"GLOBAL ANY LEFT JOIN {self._alert_spans()} USING actor)",
                 params,
             )
         ]
@@ -177,7 +178,7 @@ class Reports:
                 "SELECT actor, ifNull(target, '') AS responder, ts AS t "
                 f"FROM {self.db}.interactions FINAL WHERE kind IN ({kinds}) "
                 f"AND target IS NOT NULL AND actor != ifNull(target, '') {where}) AS inbound "
-                f"ALL INNER JOIN {self._alert_spans()} USING actor) "
+                f"GLOBAL ALL INNER JOIN {self._alert_spans()} USING actor) "
                 f"WHERE {self._FLAGGED} GROUP BY responder",
                 params,
             )
