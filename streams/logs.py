@@ -8,9 +8,14 @@ never seen on another's lines.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import logging
+import signal
 import time
+import types
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -73,3 +78,42 @@ def config(run: str, log_format: str, level: str) -> dict[str, Any]:
         },
         "root": {"level": level.upper(), "handlers": ["default"]},
     }
+
+
+def dump_tasks_on_sigusr1(state: Callable[[], str] | None = None) -> None:
+    """``kill -USR1 <worker pid>`` logs where every asyncio task of the worker waits, down the
+    chain of awaits, and ``state()``: for a worker that looks stuck (call from the running
+    loop)."""
+    log = logging.getLogger("streams.tasks")
+
+    def dump() -> None:
+        tasks = asyncio.all_tasks()
+        for task in sorted(tasks, key=lambda t: t.get_name()):
+            log.warning("task %s:\n%s", task.get_name(), "\n".join(_awaits(task.get_coro())))
+        log.warning("%d asyncio tasks dumped", len(tasks))
+        if state is not None:
+            log.warning("state: %s", state())
+        # agents' coroutines hide behind Faust's wrappers: find ours among live coroutines
+        for obj in gc.get_objects():
+            if isinstance(obj, types.CoroutineType) and obj.cr_frame is not None and (
+                "/streams/" in obj.cr_frame.f_code.co_filename
+            ):
+                log.warning("coroutine %s:\n%s", obj.__qualname__, "\n".join(_awaits(obj)))
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump)
+
+
+def _awaits(coro: Any) -> list[str]:
+    """``file:line in function`` of each coroutine or async generator down the await chain."""
+    lines: list[str] = []
+    while coro is not None and len(lines) < 40:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None) or getattr(
+            coro, "gi_frame", None
+        )
+        if frame is None:
+            lines.append(f"  {coro!r}"[:300])
+            break
+        lines.append(f"  {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        coro = (getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+                or getattr(coro, "gi_yieldfrom", None))  # fmt: skip
+    return lines

@@ -11,6 +11,18 @@ from sinks.backends import Backend
 from streams.agents.deliveries import take_over_gaps
 from streams.agents.pipeline import Pipeline
 from streams.config import Settings
+from streams.logs import dump_tasks_on_sigusr1
+
+
+def consumer_state(app: faust.App) -> str:
+    """What Faust's consumer fetches and holds back (for a worker that looks stuck)."""
+    c: Any = app.consumer
+    return (
+        f"assigned {sorted(c.assignment())} active {sorted(c._active_partitions or ())} "
+        f"paused {sorted(c._paused_partitions)} buffered {sorted(c._buffered_partitions)} "
+        f"flow_active {c.flow_active} flow_control {app.flow_control.is_active()} "
+        f"in_recovery {app.in_recovery}"
+    )
 
 
 def install(app: faust.App, settings: Settings, backend: Backend) -> Pipeline:
@@ -46,6 +58,7 @@ def install(app: faust.App, settings: Settings, backend: Backend) -> Pipeline:
 
     @app.task
     async def read_broadcast() -> None:
+        dump_tasks_on_sigusr1(lambda: consumer_state(app))
         try:
             await pipeline.broadcast.run()
         finally:
@@ -54,6 +67,7 @@ def install(app: faust.App, settings: Settings, backend: Backend) -> Pipeline:
     @app.timer(settings.worker.batch_seconds)
     async def checkpoint_when_due() -> None:
         await pipeline.maybe_checkpoint()
+        await pipeline.rewind_stalled()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     async def on_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
