@@ -1,11 +1,15 @@
-"""The worker's log lines carry the run and, inside a partition's processing, the partition."""
+"""The worker's log lines carry the run and, inside a partition's processing, the partition;
+SIGUSR1 logs where every task waits."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import logging.config
+import os
+import signal
 from collections.abc import Iterator
 from contextlib import redirect_stderr
 from pathlib import Path
@@ -58,3 +62,29 @@ def test_log_format_is_a_setting(tmp_path: Path) -> None:
     assert load_settings(env={}, cwd=tmp_path).worker.log_format == "text"
     with pytest.raises(ConfigError, match="log_format"):
         load_settings(env={"RAPPORT_WORKER__LOG_FORMAT": "xml"}, cwd=tmp_path)
+
+
+def test_sigusr1_logs_every_task_down_its_chain_of_awaits(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def inner(ready: asyncio.Event) -> None:
+        await ready.wait()
+
+    async def outer(ready: asyncio.Event) -> None:
+        await inner(ready)
+
+    async def main() -> None:
+        ready = asyncio.Event()
+        task = asyncio.create_task(outer(ready), name="the-waiter")
+        logs.dump_tasks_on_sigusr1(lambda: "consumer state here")
+        await asyncio.sleep(0)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await asyncio.sleep(0.1)  # the handler runs in the loop
+        ready.set()
+        await task
+
+    with caplog.at_level(logging.WARNING, "streams.tasks"):
+        asyncio.run(main())
+    dump = next(r.getMessage() for r in caplog.records if "the-waiter" in r.getMessage())
+    assert dump.index(" in outer") < dump.index(" in inner") < dump.index(" in wait")
+    assert "state: consumer state here" in caplog.text
