@@ -56,7 +56,7 @@ from streams.publish import END_OF_INPUT
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 2.0
 KEEP_FOLLOWER_COUNTS = 8  # per account, for engines created later
-STALL_SECONDS = 10.0  # an idle partition with more to read than was taken is sought back
+STALL_SECONDS = 30.0  # nothing delivered this long, yet more to read: partitions sought back
 DERIVED: dict[str, Table] = {
     t.name: t
     for t in (REPLY_RECORDS, WINDOW_AGGREGATES, PAIR_COUNTS, TIER_MIXING, LATE_EVENTS, SPAM_ALERTS)
@@ -122,7 +122,7 @@ class Pipeline:
         self.broadcast = Broadcast(settings, self._observe_snapshots)
         self.unacked: list[faust.types.EventT] = []
         self.deliveries = DeliveryCheck()
-        self.delivered_at: dict[TopicPartition, float] = {}  # monotonic time of the last one
+        self.last_delivery = time.monotonic()  # of any message to any agent
         self.refill = Refill(settings)
         self.refilled: list[tuple[faust.types.TP, int, int]] = []  # read ourselves: [first, end)
         self.refused: list[DeadLetter] = []
@@ -278,34 +278,32 @@ class Pipeline:
         return cast(int, self.deliveries.expected(key))
 
     async def rewind_stalled(self) -> None:
-        """Seek Faust's consumer back where a partition of ours is stuck: nothing delivered for
-        ``STALL_SECONDS`` while the broker holds more than was taken. (Faust drops the records
-        of a fetch cut by a rebalance; a later message reveals such a gap, but at the end of
-        the input none comes, and the partition would wait forever.)"""
-        if self.lock.locked():
-            return  # busy (or waiting for ClickHouse): not stuck
-        consumer = cast(Any, self.app.consumer)
+        """When the worker is stuck, seek Faust's consumer back to what each partition takes
+        next: nothing delivered on any partition for ``STALL_SECONDS`` while the broker holds
+        more than was taken. (Faust drops the records of a fetch cut by a rebalance; a later
+        message reveals such a gap, but at the end of the input none comes.) Only then: a
+        seek while Faust's fetcher is busy can crash it."""
         now = time.monotonic()
+        if self.lock.locked() or now - self.last_delivery < STALL_SECONDS:
+            return
+        consumer = cast(Any, self.app.consumer)
         for tp in consumer.assignment():
-            if tp.topic not in self.streams:
-                continue
-            since = self.delivered_at.setdefault((tp.topic, tp.partition), now)
             high = consumer.highwater(tp)
-            if now - since < STALL_SECONDS or high is None:
+            if tp.topic not in self.streams or high is None:
                 continue
             taken = await self._next_offset(tp)
             if taken < high:
                 log.warning("%s:%d: nothing delivered for %.0f s while offsets %d-%d wait; "
-                            "seeking back to %d", tp.topic, tp.partition, now - since, taken,
-                            high - 1, taken)  # fmt: skip
+                            "seeking back to %d", tp.topic, tp.partition,
+                            now - self.last_delivery, taken, high - 1, taken)  # fmt: skip
                 await consumer.seek(tp, taken)
-                self.delivered_at[(tp.topic, tp.partition)] = now
+        self.last_delivery = now
 
     async def _in_order(self, m: faust.types.Message) -> list[Record]:
         """The messages to take for a delivered one, in offset order (see ``deliveries``):
         none if it was taken before; the ones Faust skipped, read from Kafka, then it."""
         tp = (m.topic, m.partition)
-        self.delivered_at[tp] = time.monotonic()
+        self.last_delivery = time.monotonic()
         await self._next_offset(m.tp)
         expected = self.deliveries.expected(tp)
         verdict = self.deliveries.classify(tp, m.offset)
@@ -492,8 +490,6 @@ class Pipeline:
         gone = [(tp.topic, tp.partition) for tp in partitions]
         self.writer.discard(gone)
         self.deliveries.forget(gone)
-        for tp in gone:
-            self.delivered_at.pop(tp, None)
         self.unacked[:] = [
             e for e in self.unacked if (e.message.topic, e.message.partition) not in gone
         ]
