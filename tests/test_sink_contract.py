@@ -156,8 +156,7 @@ def test_offsets_reported_only_after_the_insert_succeeded(backend: Backend) -> N
 
 def test_stored_offsets_wait_for_every_table(backend: Backend) -> None:
     w = writer(backend, batch_rows=3, batch_seconds=3600, clock=Clock())
-    aggregate = ("a", 3_600_000, 0, 0, "all", 0, 1, 0, 1, 0, 0, 0, 0, None, None, None, 0, 0, 0, 0,
-                 1)  # fmt: skip
+    aggregate = ("a", 3_600_000, 0, 0, "all", 1, 0, 1, 0, 0, 0, 0, None, None, None, 0, 0, 0, 0, 1)
     w.add(WINDOW_AGGREGATES, [aggregate], {TP: 0})
     add_messages(w, range(1, 4))
     assert w.flush_due() == {}  # interactions stored, but offset 0's aggregate is not
@@ -218,10 +217,10 @@ def test_rejected_row_goes_to_dead_letters_and_the_rest_lands(backend: Backend) 
 
 def test_reemitted_window_replaces_the_older_version(backend: Backend) -> None:
     w = writer(backend)
-    row = ["a", 3_600_000, 0, 0, "all", 0, 3, 1, 2, 0, 1, 1, 1, 5.0, 5.0, 5.0, 0, 0, 0, 0, 1]
+    row = ["a", 3_600_000, 0, 0, "all", 3, 1, 2, 0, 1, 1, 1, 5.0, 5.0, 5.0, 0, 0, 0, 0, 1]
     w.add(WINDOW_AGGREGATES, [tuple(row)], {TP: 10})
     w.flush()
-    row[6:9], row[-1] = [3, 2, 1], 2
+    row[5:8], row[-1] = [3, 2, 1], 2
     w.add(WINDOW_AGGREGATES, [tuple(row)], {TP: 11})
     w.flush()
     final = backend.execute(
