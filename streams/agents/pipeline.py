@@ -304,12 +304,11 @@ class Pipeline:
         none if it was taken before; the ones Faust skipped, read from Kafka, then it."""
         tp = (m.topic, m.partition)
         self.last_delivery = time.monotonic()
-        await self._next_offset(m.tp)
-        expected = self.deliveries.expected(tp)
+        expected = await self._next_offset(m.tp)
         verdict = self.deliveries.classify(tp, m.offset)
         if verdict is Delivery.AGAIN:
             return []
-        if verdict is Delivery.NEXT or expected is None:
+        if verdict is Delivery.NEXT:
             return [m]
         log.warning("%s:%d: offset %d delivered while %d was expected; reading %d-%d from Kafka",
                     m.topic, m.partition, m.offset, expected, expected, m.offset - 1)  # fmt: skip
