@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
+import schemas
+from schemas import codec
 from streams.agents import by_actor
 from streams.core.actors import NO_NEWS, partition_of
 
@@ -38,3 +42,27 @@ def test_a_partition_hears_the_watermark_once_all_its_events_of_the_batch_are_th
     assert [(q, r.route, [e["event_id"] for e in r.events], r.watermark)
             for q, r in messages] == [(0, "actor", ["e1", "e2"], NO_NEWS),
                                       (0, "link", ["e1"], 9)]  # fmt: skip
+
+
+def test_messages_of_an_older_worker_in_avro_are_still_read() -> None:
+    events = [event(1, "alice", ["https://a.example/x"])]
+    headers = [*schemas.kafka_headers(schemas.INTERACTION_BATCH), (by_actor.ROUTE, b"link"),
+               (by_actor.SOURCE, b"2"), (by_actor.WATERMARK, b"7")]  # fmt: skip
+    routed = by_actor.decode(codec.encode_batch(events), headers)
+    assert routed == ("link", 2, 7, events)
+
+
+@pytest.mark.parametrize("value, headers", [
+    (b"\xc1", [(schemas.SCHEMA_HEADER, by_actor.FORMAT), (by_actor.SOURCE, b"0"),
+                (by_actor.WATERMARK, b"1")]),  # not MessagePack
+    (b"\x91\x01", [(schemas.SCHEMA_HEADER, by_actor.FORMAT), (by_actor.SOURCE, b"0"),
+                    (by_actor.WATERMARK, b"1")]),  # a list, but not of events
+    (b"\x90", [(schemas.SCHEMA_HEADER, by_actor.FORMAT), (by_actor.SOURCE, b"zero"),
+               (by_actor.WATERMARK, b"1")]),  # a bad header
+])  # fmt: skip
+def test_a_foreign_message_is_a_decode_error_for_the_dead_letters(
+    value: bytes, headers: list[tuple[str, bytes]]
+) -> None:
+    with pytest.raises(codec.DecodeError) as caught:
+        by_actor.decode(value, headers)
+    assert caught.value.reason_code == "bad_internal"

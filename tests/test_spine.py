@@ -1,6 +1,7 @@
 """The spine end to end: kafka-python produces, the Faust worker consumes, rows land in
 ClickHouse — on the embedded chDB and on a real server — and only then are offsets committed.
-Bad messages already in Kafka end in the dead-letter topic and table with their reason."""
+Bad messages already in Kafka end in the dead-letter topic and table with their reason — on the
+input topic and on the internal by-actor topic alike."""
 
 from __future__ import annotations
 
@@ -53,6 +54,9 @@ def publish(settings: Settings, n: int) -> tuple[list[str], int]:
     topic = settings.topic("interactions")
     for value, headers in BAD_MESSAGES:
         producer.send(topic, value=value, headers=headers, partition=0)
+    producer.send(settings.topic("by-actor"), value=b"\xc1 not msgpack", partition=0,
+                  headers=[("rapport-schema", b"by-actor-msgpack"), ("rapport-source", b"0"),
+                           ("rapport-watermark", b"0")])  # fmt: skip
     producer.flush()
     producer.close()
     return [e["event_id"] for e in events], publisher.summary.messages + len(BAD_MESSAGES)
@@ -94,7 +98,7 @@ def test_message_reaches_clickhouse_then_offset_commits(
 
     worker = WorkerProcess(settings, env, tmp_path / "worker.log").start()
     try:
-        worker.wait_drained([topic], timeout=120)
+        worker.wait_drained([topic, settings.topic("by-actor")], timeout=120)
     finally:
         assert worker.stop() == 0, (tmp_path / "worker.log").read_text()[-3000:]
 
@@ -111,8 +115,11 @@ def test_message_reaches_clickhouse_then_offset_commits(
         backend.execute(f"DROP DATABASE {run_id}")
         backend.close()
     assert found["ids"] == sorted(sent)
-    assert found["letters"] == ["bad_avro", "unknown_schema_version", "wrong_header"]
+    assert found["letters"] == ["bad_avro", "bad_internal", "unknown_schema_version",
+                                "wrong_header"]
     letters = [codec.decode(v, schemas.DEAD_LETTER) for v, _ in
                read_topic(settings, settings.topic("dead-letters"))]  # fmt: skip
     assert sorted(d["reason_code"] for d in letters) == found["letters"]
-    assert all(d["source"].startswith(f"{topic}/0/") for d in letters)
+    assert sorted(d["source"].split("/")[0] for d in letters) == sorted(
+        [topic] * 3 + [settings.topic("by-actor")])
+    assert all(d["source"].split("/")[1] == "0" for d in letters)

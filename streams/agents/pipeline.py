@@ -26,6 +26,7 @@ import faust
 
 import schemas
 from schemas import codec
+from schemas.validate import Rejection, dead_letter
 from sinks.backends import Backend
 from sinks.tables import (
     ACCOUNT_PROFILES,
@@ -222,10 +223,20 @@ class Pipeline:
                 folded = state.offset
                 for event in part:
                     for m in await self._in_order(event.message):
-                        await self._add(SPAM_ALERTS, [], {(m.topic, m.partition): m.offset})
-                        if m.offset > state.offset:
+                        at = {(m.topic, m.partition): m.offset}
+                        await self._add(SPAM_ALERTS, [], at)
+                        if m.offset <= state.offset:
+                            continue
+                        folded = m.offset
+                        try:
                             messages.append(by_actor.decode(m.value, _headers(m)))
-                            folded = m.offset
+                        except codec.DecodeError as exc:  # not from a worker: kept, not fatal
+                            source = f"{m.topic}/{m.partition}/{m.offset}"
+                            rejection = Rejection(exc.reason_code, str(exc))
+                            await self._letters([dead_letter(
+                                source, 0, rejection, m.value or b"", "by-actor",
+                                time.time_ns() // 1_000_000,
+                            )], at)  # fmt: skip
                 if messages:
                     alerts = state.process(messages)
                     state.offset = folded
