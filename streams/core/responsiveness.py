@@ -550,6 +550,24 @@ class ResponsivenessAggregator:
             sketch_counts=counts,
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled with only the non-zero cells of ``_counts``: it is mostly zeros (free slots,
+        segments of tiers nobody wrote from), so a checkpoint carries (and costs) a fraction."""
+        state = self.__dict__.copy()
+        flat = self._counts.reshape(-1)
+        at = np.flatnonzero(flat)
+        state["_counts"] = (self._counts.shape, at, flat[at])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        packed = state["_counts"]
+        if not isinstance(packed, np.ndarray):  # else a checkpoint from before the packing
+            shape, at, values = packed
+            counts = np.zeros(shape, np.int32)
+            counts.reshape(-1)[at] = values
+            state["_counts"] = counts
+        self.__dict__.update(state)
+
     def state_size(self) -> dict[str, int]:
         """Entries held: live windows, non-empty segments, sketch buckets, accounts."""
         self._merge_sketches()

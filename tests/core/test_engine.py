@@ -141,3 +141,16 @@ def test_snapshots_count_from_their_own_time_however_early_they_arrive() -> None
     without = run(events, cut=1000)
     assert early["tier_mixing"] != without["tier_mixing"]  # the snapshots did move tiers
     assert len({r[3] for r in early["tier_mixing"].values()} - {"base"}) >= 3
+
+
+def test_a_checkpoint_carries_only_the_counts_that_are_not_zero() -> None:
+    engine = PartitionEngine(EngineConfig(), "t", 0)
+    engine.process([stream(400)])
+    dense = engine.agg._counts
+    assert dense.any()
+    assert len(pickle.dumps(engine.agg.__getstate__()["_counts"])) < dense.nbytes / 4
+    back = pickle.loads(pickle.dumps(engine.agg))
+    assert back._counts.dtype == dense.dtype and (back._counts == dense).all()
+    old = object.__new__(type(engine.agg))  # a checkpoint from before the packing: dense
+    old.__setstate__(dict(vars(engine.agg)))
+    assert (old._counts == dense).all()
