@@ -95,7 +95,7 @@ def main() -> None:
     agg = ResponsivenessAggregator(tiers=RANK_TIERS, accounts=accounts)
     pairs = PairCounter(accounts=accounts)
     spent: dict[str, float] = defaultdict(float)
-    counts = defaultdict(int)
+    counts: defaultdict[str, int] = defaultdict(int)
     clock = time.process_time  # CPU time of this process: other load on the machine does not count
     wall = time.perf_counter()
     start = clock()
