@@ -17,12 +17,9 @@ bursts, with the background rate achieved.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +29,8 @@ sys.path.insert(0, str(REPO))
 import schemas  # noqa: E402
 from schemas import codec  # noqa: E402
 from streams import kafka_clients  # noqa: E402
-from streams.analyze import run_settings  # noqa: E402
-from streams.config import load_settings  # noqa: E402
+from streams.analyze import bench_run  # noqa: E402
 from streams.publish import partition_for  # noqa: E402
-from streams.topics import ensure_topics  # noqa: E402
 from streams.worker import WorkerProcess  # noqa: E402
 
 COMPLETING = 10  # R1: the 10th distinct target completes the burst
@@ -60,14 +55,7 @@ def main() -> None:
     ap.add_argument("--every", type=float, default=1.5, help="seconds between bursts")
     args = ap.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="alert-latency-"))
-    env = {k: v for k, v in os.environ.items() if k.startswith("RAPPORT_")}
-    env.setdefault("RAPPORT_CLICKHOUSE", f"chdb://{tmp / 'chdb'}")
-    env["RAPPORT_VAR"] = str(tmp / "var")
-    run = f"bench-{uuid.uuid4().hex[:8]}"
-    settings, worker_env = run_settings(load_settings(env=env), run)
-    env.update(worker_env)
-    ensure_topics(settings)
+    tmp, settings, env = bench_run("alert-latency")
     partitions = settings.kafka.partitions
     worker = WorkerProcess(settings, env, tmp / "worker.log").start()
 
@@ -105,7 +93,8 @@ def main() -> None:
     sent = 0
     n = 0
     started = time.monotonic()
-    print(f"warming up: worker {run}, background {args.rate}/s ...", file=sys.stderr)
+    print(f"warming up: worker {settings.kafka.topic_prefix}, background {args.rate}/s ...",
+          file=sys.stderr)  # fmt: skip
     next_burst = started + 20.0  # let the worker join its group and start consuming
     try:
         while len(completed) < args.bursts or (

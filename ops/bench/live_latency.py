@@ -31,11 +31,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +43,11 @@ sys.path.insert(0, str(REPO))
 import schemas  # noqa: E402
 from schemas import codec  # noqa: E402
 from streams import kafka_clients  # noqa: E402
-from streams.analyze import run_settings  # noqa: E402
+from streams.analyze import bench_run  # noqa: E402
 from streams.chaos import workload  # noqa: E402
-from streams.config import Settings, load_settings  # noqa: E402
+from streams.config import Settings  # noqa: E402
 from streams.publish import partition_for  # noqa: E402
 from streams.query import LocalQuerier, Querier, WorkerQuerier  # noqa: E402
-from streams.topics import ensure_topics  # noqa: E402
 from streams.worker import WorkerProcess  # noqa: E402
 
 TICK = 0.05
@@ -153,24 +150,14 @@ def main() -> None:
     args = ap.parse_args()
     every = args.sample_every or max(1, args.rate // 20)
 
-    tmp = Path(tempfile.mkdtemp(prefix="live-latency-"))
-    env = {k: v for k, v in os.environ.items() if k.startswith("RAPPORT_")}
-    if args.sink == "chdb":
-        env["RAPPORT_CLICKHOUSE"] = f"chdb://{tmp / 'chdb'}"
-    elif "RAPPORT_CLICKHOUSE" not in env:
-        port = load_settings(env=env).stack.clickhouse_tcp_port
-        env["RAPPORT_CLICKHOUSE"] = f"clickhouse://default@127.0.0.1:{port}/rapport"
-    env["RAPPORT_VAR"] = str(tmp / "var")
-    run = f"bench-{uuid.uuid4().hex[:8]}"
-    settings, worker_env = run_settings(load_settings(env=env), run)
-    env.update(worker_env)
-    ensure_topics(settings)
+    tmp, settings, env = bench_run("live-latency", args.sink)
     partitions = settings.kafka.partitions
 
     total = int(args.rate * (args.warmup + args.seconds) * 1.15) + 1000
     sim = workload(total, args.seed)
     events = sim.events
-    print(f"run {run}: sink {settings.clickhouse_target.display()}; {len(events):,} simulated "
+    print(f"run {settings.kafka.topic_prefix}: sink {settings.clickhouse_target.display()}; "
+          f"{len(events):,} simulated "
           f"events ({sim.accounts:,} accounts) to replay at {args.rate:,}/s",
           file=sys.stderr)  # fmt: skip
 

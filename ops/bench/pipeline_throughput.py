@@ -47,10 +47,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -66,12 +64,11 @@ from naive_faust import (  # noqa: E402
     run_naive,
 )
 
-from streams.analyze import run_settings, wait_processed  # noqa: E402
+from streams.analyze import bench_run, wait_processed  # noqa: E402
 from streams.chaos import DAYS, EVENTS_PER_ACCOUNT_DAY  # noqa: E402
-from streams.config import Settings, load_settings  # noqa: E402
+from streams.config import Settings  # noqa: E402
 from streams.publish import Publisher  # noqa: E402
 from streams.simulate import import_runs, simulate  # noqa: E402
-from streams.topics import ensure_topics  # noqa: E402
 from streams.worker import WorkerProcess  # noqa: E402
 
 MIB = 2**20
@@ -264,13 +261,7 @@ def main() -> None:
     ap.add_argument("--profile-rate", type=int, default=20, help="py-spy samples per second")
     args = ap.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="pipeline-throughput-"))
-    env = {k: v for k, v in os.environ.items() if k.startswith("RAPPORT_")}
-    env.setdefault("RAPPORT_CLICKHOUSE", f"chdb://{tmp / 'chdb'}")
-    env["RAPPORT_VAR"] = str(tmp / "var")
-    base = load_settings(env=env)
-    settings, worker_env = run_settings(base, f"bench-{uuid.uuid4().hex[:8]}")
-    ensure_topics(settings)
+    tmp, settings, env = bench_run("pipeline-throughput")
 
     if args.accounts:
         accounts, days = args.accounts, args.days or 3.0
@@ -293,10 +284,10 @@ def main() -> None:
     profile = tmp / "worker.pyspy.txt"
     worker: WorkerProcess
     if args.no_profile:
-        worker = WorkerProcess(settings, {**env, **worker_env}, tmp / "worker.log").start()
+        worker = WorkerProcess(settings, env, tmp / "worker.log").start()
     else:
         worker = ProfiledWorker(
-            settings, {**env, **worker_env}, tmp / "worker.log", profile, args.profile_rate
+            settings, env, tmp / "worker.log", profile, args.profile_rate
         ).start()
     started = time.monotonic()
     assert worker.proc is not None
@@ -330,7 +321,7 @@ def main() -> None:
     if args.baseline_events:
         print(f"\nnaive Faust baseline on the first {args.baseline_events:,} events ...",
               file=sys.stderr)  # fmt: skip
-        naive = run_naive(base, sim.events[: args.baseline_events], workdir=tmp / "naive")
+        naive = run_naive(settings, sim.events[: args.baseline_events], workdir=tmp / "naive")
         print(f"naive Faust: {naive.events:,} events, counts exact per account: "
               f"{'yes' if naive.checked else 'NO'} ({naive.inbound:,} inbound, "
               f"{naive.answered:,} answered); {naive.events / naive.steady_seconds:,.0f} "
