@@ -129,7 +129,7 @@ class Pipeline:
         self.refused: list[DeadLetter] = []
         self.streams: dict[str, faust.StreamT] = {}
         self.lock = asyncio.Lock()
-        self.last_input = time.monotonic()
+        self.last_input = time.monotonic()  # when an agent last finished a batch of input
         self.metrics = metrics.watch(self)
         self.writer = Writer(
             backend, self.refused.append,
@@ -143,7 +143,6 @@ class Pipeline:
         """Decode, store raw and fold into the engines one batch of interaction messages."""
         await self.broadcast.sync()  # snapshots published before these events count for them
         async with self.lock:
-            self.last_input = time.monotonic()
             now_ms = time.time_ns() // 1_000_000
             for p, part in _by_partition(events).items():
                 logs.partition.set(p)
@@ -189,6 +188,7 @@ class Pipeline:
             logs.partition.set(None)
             self.unacked.extend(events)
             await self._flush(force=False)
+            self.last_input = time.monotonic()
         await self.maybe_checkpoint()
 
     async def snapshots(self, events: Sequence[faust.types.EventT]) -> None:
@@ -245,6 +245,7 @@ class Pipeline:
                 self.any_event[(self.by_actor_topic, p)] = part[-1]
             self.unacked.extend(events)
             await self._flush(force=False)
+            self.last_input = time.monotonic()
         await self.maybe_checkpoint()
 
     async def _route(
