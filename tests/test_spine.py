@@ -54,12 +54,20 @@ def publish(settings: Settings, n: int) -> tuple[list[str], int]:
     topic = settings.topic("interactions")
     for value, headers in BAD_MESSAGES:
         producer.send(topic, value=value, headers=headers, partition=0)
-    producer.send(settings.topic("by-actor"), value=b"\xc1 not msgpack", partition=0,
+    producer.flush()
+    producer.close()
+    send_foreign_by_actor(settings, 0)
+    return [e["event_id"] for e in events], publisher.summary.messages + len(BAD_MESSAGES)
+
+
+def send_foreign_by_actor(settings: Settings, partition: int) -> None:
+    """A message on the internal by-actor topic that no worker wrote."""
+    producer = kafka_clients.producer(settings, acks="all")
+    producer.send(settings.topic("by-actor"), value=b"\xc1 not msgpack", partition=partition,
                   headers=[("rapport-schema", b"by-actor-msgpack"), ("rapport-source", b"0"),
                            ("rapport-watermark", b"0")])  # fmt: skip
     producer.flush()
     producer.close()
-    return [e["event_id"] for e in events], publisher.summary.messages + len(BAD_MESSAGES)
 
 
 BAD_MESSAGES = [
@@ -99,6 +107,8 @@ def test_message_reaches_clickhouse_then_offset_commits(
     worker = WorkerProcess(settings, env, tmp_path / "worker.log").start()
     try:
         worker.wait_drained([topic, settings.topic("by-actor")], timeout=120)
+        send_foreign_by_actor(settings, 1)  # the last message of its partition: acked all the same
+        worker.wait_drained([settings.topic("by-actor")], timeout=60)
     finally:
         assert worker.stop() == 0, (tmp_path / "worker.log").read_text()[-3000:]
 
@@ -115,11 +125,10 @@ def test_message_reaches_clickhouse_then_offset_commits(
         backend.execute(f"DROP DATABASE {run_id}")
         backend.close()
     assert found["ids"] == sorted(sent)
-    assert found["letters"] == ["bad_avro", "bad_internal", "unknown_schema_version",
-                                "wrong_header"]
+    assert found["letters"] == ["bad_avro", "bad_internal", "bad_internal",
+                                "unknown_schema_version", "wrong_header"]
     letters = [codec.decode(v, schemas.DEAD_LETTER) for v, _ in
                read_topic(settings, settings.topic("dead-letters"))]  # fmt: skip
     assert sorted(d["reason_code"] for d in letters) == found["letters"]
-    assert sorted(d["source"].split("/")[0] for d in letters) == sorted(
-        [topic] * 3 + [settings.topic("by-actor")])
-    assert all(d["source"].split("/")[1] == "0" for d in letters)
+    assert sorted(d["source"].rsplit("/", 1)[0] for d in letters) == sorted(
+        [f"{topic}/0"] * 3 + [f"{settings.topic('by-actor')}/{p}" for p in (0, 1)])

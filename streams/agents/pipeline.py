@@ -237,7 +237,7 @@ class Pipeline:
                                 source, 0, rejection, m.value or b"", "by-actor",
                                 time.time_ns() // 1_000_000,
                             )], at)  # fmt: skip
-                if messages:
+                if folded > state.offset:  # also past a dead letter alone: it gets acked
                     alerts = state.process(messages)
                     state.offset = folded
                     self.changed.add((self.by_actor_topic, p))
