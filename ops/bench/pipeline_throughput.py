@@ -3,7 +3,8 @@ by side with a naive one-event-at-a-time Faust implementation.
 
 A fresh run on the local Kafka (own topics, embedded chDB in a temporary directory unless
 RAPPORT_CLICKHOUSE says otherwise): ``rapport simulate``'s network published first —
-snapshots, events in envelopes of 500, end-of-input markers — then one worker started with
+snapshots, events in envelopes of 500 (``--envelope-size``; 1 for single-event messages),
+end-of-input markers — then one worker started with
 every analytic and rule on, and timed until everything is stored and committed (both stages).
 The network has about ``--events`` events (accounts sized from it as ``streams.chaos.workload``
 does: 2 days, ~15 events per account and day), or ``--accounts`` × ``--days`` when
@@ -30,7 +31,8 @@ Then a table of all figures.
 
     .venv/bin/rapport stack up
     nice -n 5 .venv/bin/python ops/bench/pipeline_throughput.py [--events 2000000]
-        [--baseline-events 200000] [--accounts N --days D] [--seed 1] [--no-profile]
+        [--baseline-events 200000] [--accounts N --days D] [--seed 1] [--envelope-size 500]
+        [--no-profile]
     # quick check: --events 200000 --baseline-events 50000 (~4 min)
 
 On this 2-core machine, shared: --events 1000000 takes ~14 min, the default 2M ~34 min (the
@@ -257,6 +259,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--baseline-events", type=int, default=200_000,
                     help="naive Faust baseline on the first N events (0: skip it)")  # fmt: skip
+    ap.add_argument("--envelope-size", type=int, default=500,
+                    help="events per Kafka message (1: single-event messages, as other "
+                         "producers may send)")  # fmt: skip
     ap.add_argument("--no-profile", action="store_true", help="run the worker without py-spy")
     ap.add_argument("--profile-rate", type=int, default=20, help="py-spy samples per second")
     args = ap.parse_args()
@@ -274,7 +279,7 @@ def main() -> None:
     print(f"simulated {len(sim.events):,} events ({accounts:,} accounts x {days:g} days, "
           f"{active:,} active) in {time.monotonic() - started:.1f} s", file=sys.stderr)  # fmt: skip
     started = time.monotonic()
-    with Publisher(settings) as publisher:
+    with Publisher(settings, envelope_size=args.envelope_size) as publisher:
         for run in import_runs(sim):
             publisher.run(run)
         publisher.end_of_input()
@@ -303,7 +308,8 @@ def main() -> None:
         worker.stop()
     ready_rss = watch.ready_rss or 0
     n = len(sim.events)
-    print(f"events: {n:,} ({accounts:,} accounts x {days:g} days, 4 partitions, all rules)")
+    print(f"events: {n:,} ({accounts:,} accounts x {days:g} days, 4 partitions, all rules, "
+          f"{args.envelope_size} per message)")  # fmt: skip
     print(f"drained in {seconds:.1f} s from worker start: {n / seconds:,.0f} events/s")
     print(f"worker CPU {cpu:.1f} s: {n / cpu:,.0f} events per CPU-second (per core)")
     print(f"worker peak RSS {rss / MIB:,.0f} MiB ({ready_rss / MIB:,.0f} MiB when ready, "
