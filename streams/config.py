@@ -92,6 +92,10 @@ class WorkerSettings:
     # a worker silent this long leaves the group and its partitions move (Faust's 60 s stalls
     # the whole group for a minute when a worker dies or is stopped while joining)
     session_timeout_seconds: float = 10.0
+    # a stop (SIGTERM/SIGINT) that has not finished this long ends the process: Faust can wait
+    # for ever for messages it buffered but no agent will take; they are not acknowledged, so
+    # the next start replays them (as after a crash)
+    stop_timeout_seconds: float = 30.0
     log_format: str = "text"  # "text" or "json" (one object a line); both carry run and partition
 
 
@@ -410,6 +414,9 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"worker.log_format = {s.worker.log_format!r}: use text or json")
     if s.worker.checkpoint_seconds <= 0 or not 0 < s.worker.checkpoint_budget <= 1:
         raise ConfigError("worker.checkpoint_seconds must be > 0, checkpoint_budget in (0, 1]")
+    if s.worker.stop_timeout_seconds <= 0:
+        raise ConfigError(f"worker.stop_timeout_seconds = {s.worker.stop_timeout_seconds}: "
+                          "must be > 0")  # fmt: skip
     if not 6 <= s.worker.session_timeout_seconds <= 1800:  # the broker's default bounds
         raise ConfigError(
             f"worker.session_timeout_seconds = {s.worker.session_timeout_seconds}: the broker "

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +19,22 @@ from pathlib import Path
 from streams import kafka_clients
 from streams.config import Settings
 from streams.errors import RapportError
+
+
+def stop_watchdog(seconds: float) -> threading.Timer:
+    """End the process if it is still here ``seconds`` from now (a stop that hangs). Exit code
+    0: what was not acknowledged is replayed at the next start, nothing is lost."""
+
+    def give_up() -> None:
+        print(f"rapport worker: the stop did not finish in {seconds:g} s (Faust waits for "
+              "messages no agent will take); exiting, the next start replays what was not "
+              "acknowledged", file=sys.stderr, flush=True)  # fmt: skip
+        os._exit(0)
+
+    timer = threading.Timer(seconds, give_up)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def group_id(settings: Settings) -> str:
@@ -41,9 +58,19 @@ def run_foreground(settings: Settings, loglevel: str = "info") -> None:
     agents.install(app, settings, backend)
     web.install(app, settings, backend)
     log_format = settings.worker.log_format
+    stop_seconds = settings.worker.stop_timeout_seconds
+
+    class BoundedStopWorker(Worker):
+        """Faust's worker, whose stop on a signal takes at most ``stop_timeout_seconds``."""
+
+        def _schedule_shutdown(self, sig: signal.Signals) -> None:
+            if not self._signal_stop_time:
+                stop_watchdog(stop_seconds)
+            super()._schedule_shutdown(sig)
+
     code = 0
     try:
-        Worker(
+        BoundedStopWorker(
             app, loglevel=loglevel, redirect_stdouts=False,
             logging_config=logs.config(settings.kafka.topic_prefix, log_format, loglevel),
             quiet=log_format == "json",  # the banner and spinner are not JSON lines

@@ -55,6 +55,7 @@ def test_rapport_config_names_the_file(tmp_path: Path) -> None:
         ({"RAPPORT_KAFKA__PARTITIONS": "0"}, "at least 1"),
         ({"RAPPORT_WORKER__SESSION_TIMEOUT_SECONDS": "3"}, "accepts 6 to 1800"),
         ({"RAPPORT_WORKER__CHECKPOINT_BUDGET": "0"}, "checkpoint_budget in"),
+        ({"RAPPORT_WORKER__STOP_TIMEOUT_SECONDS": "0"}, "stop_timeout_seconds = 0.0"),
         ({"RAPPORT_CONFIG": "/nonexistent/r.toml"}, "does not exist"),
     ],
 )
