@@ -31,6 +31,15 @@ def decode_interactions(
     return decode_records(schemas.INTERACTION, topic, partition, offset, value, headers, now_ms)
 
 
+def undecodable(
+    topic: str, partition: int, offset: int, value: bytes | None, error: codec.DecodeError,
+    schema: str, now_ms: int,
+) -> Record:
+    """The dead letter of a whole message that could not be decoded."""
+    rejection = Rejection(error.reason_code, str(error))
+    return dead_letter(f"{topic}/{partition}/{offset}", 0, rejection, value or b"", schema, now_ms)
+
+
 def decode_records(
     expected: str,
     topic: str,
@@ -45,8 +54,7 @@ def decode_records(
     try:
         name, records = codec.decode_message(value, headers)
     except codec.DecodeError as exc:
-        rejection = Rejection(exc.reason_code, str(exc))
-        return [], [dead_letter(source, 0, rejection, value or b"", expected, now_ms)]
+        return [], [undecodable(topic, partition, offset, value, exc, expected, now_ms)]
     if name != expected:
         rejection = Rejection("wrong_header", f"a {name!r} message on the {topic} topic")
         return [], [dead_letter(source, 0, rejection, value or b"", name, now_ms)]

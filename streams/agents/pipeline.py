@@ -26,7 +26,6 @@ import faust
 
 import schemas
 from schemas import codec
-from schemas.validate import Rejection, dead_letter
 from sinks.backends import Backend
 from sinks.tables import (
     ACCOUNT_PROFILES,
@@ -51,7 +50,7 @@ from streams.core.actors import END, ActorEngine, Routed
 from streams.core.engine import Output, PartitionEngine
 from streams.core.spam import SpamDetector
 from streams.core.tiers import follower_tier
-from streams.decode import decode_records
+from streams.decode import decode_records, undecodable
 from streams.publish import END_OF_INPUT
 
 log = logging.getLogger(__name__)
@@ -231,12 +230,9 @@ class Pipeline:
                         try:
                             messages.append(by_actor.decode(m.value, _headers(m)))
                         except codec.DecodeError as exc:  # not from a worker: kept, not fatal
-                            source = f"{m.topic}/{m.partition}/{m.offset}"
-                            rejection = Rejection(exc.reason_code, str(exc))
-                            await self._letters([dead_letter(
-                                source, 0, rejection, m.value or b"", "by-actor",
-                                time.time_ns() // 1_000_000,
-                            )], at)  # fmt: skip
+                            letter = undecodable(m.topic, m.partition, m.offset, m.value, exc,
+                                                 "by-actor", time.time_ns() // 1_000_000)
+                            await self._letters([letter], at)
                 if folded > state.offset:  # also past a dead letter alone: it gets acked
                     alerts = state.process(messages)
                     state.offset = folded
