@@ -96,6 +96,9 @@ class WorkerSettings:
     # for ever for messages it buffered but no agent will take; they are not acknowledged, so
     # the next start replays them (as after a crash)
     stop_timeout_seconds: float = 30.0
+    # the analytics state is kept out of the cycle collector's passes (see agents.heap); one
+    # full collection this often frees reference cycles among it
+    gc_full_seconds: float = 600.0
     log_format: str = "text"  # "text" or "json" (one object a line); both carry run and partition
 
 
@@ -414,6 +417,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"worker.log_format = {s.worker.log_format!r}: use text or json")
     if s.worker.checkpoint_seconds <= 0 or not 0 < s.worker.checkpoint_budget <= 1:
         raise ConfigError("worker.checkpoint_seconds must be > 0, checkpoint_budget in (0, 1]")
+    if s.worker.gc_full_seconds <= 0:
+        raise ConfigError(f"worker.gc_full_seconds = {s.worker.gc_full_seconds}: must be > 0")
     if s.worker.stop_timeout_seconds <= 0:
         raise ConfigError(f"worker.stop_timeout_seconds = {s.worker.stop_timeout_seconds}: "
                           "must be > 0")  # fmt: skip

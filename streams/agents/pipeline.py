@@ -45,6 +45,7 @@ from streams.agents import by_actor
 from streams.agents.broadcast import Broadcast
 from streams.agents.checkpoints import EngineStore, State
 from streams.agents.deliveries import Delivery, DeliveryCheck, Record, Refill, let_commits_pass
+from streams.agents.heap import FrozenHeap
 from streams.config import Settings
 from streams.core.actors import END, ActorEngine, Routed
 from streams.core.engine import Output, PartitionEngine
@@ -129,6 +130,7 @@ class Pipeline:
         self.streams: dict[str, faust.StreamT] = {}
         self.lock = asyncio.Lock()
         self.last_input = time.monotonic()  # when an agent last finished a batch of input
+        self.heap = FrozenHeap(settings.worker.gc_full_seconds)
         self.metrics = metrics.watch(self)
         self.writer = Writer(
             backend, self.refused.append,
@@ -188,6 +190,7 @@ class Pipeline:
             self.unacked.extend(events)
             await self._flush(force=False)
             self.last_input = time.monotonic()
+            self.heap.batch_done()
         await self.maybe_checkpoint()
 
     async def snapshots(self, events: Sequence[faust.types.EventT]) -> None:
@@ -242,6 +245,7 @@ class Pipeline:
             self.unacked.extend(events)
             await self._flush(force=False)
             self.last_input = time.monotonic()
+            self.heap.batch_done()
         await self.maybe_checkpoint()
 
     async def _route(
