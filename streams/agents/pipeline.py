@@ -435,15 +435,19 @@ class Pipeline:
                     await self._output(state.emit_open())
             await self._flush(force=True)
             now = time.monotonic()
+            sizes = {tp: self.store.save(self.states[tp], self.any_event[tp]) for tp in due}
+            offsets = {tp: self.states[tp].offset for tp in due}
+            await self.app.producer.flush()
+            # a save's cost: pickling and sending (the changelog writes happen in the flush),
+            # shared among the states saved by their size
+            spent = time.monotonic() - now
             for tp in due:
-                state = self.states[tp]
-                started = time.monotonic()
-                self.store.save(state, self.any_event[tp])
-                self.save_seconds[tp] = time.monotonic() - started
-                self.checkpointed[tp] = state.offset
+                if tp not in self.states:  # revoked during the flush
+                    continue
+                self.save_seconds[tp] = spent * sizes[tp] / max(1, sum(sizes.values()))
+                self.checkpointed[tp] = offsets[tp]
                 self.saved_at[tp] = now
                 self.changed.discard(tp)
-            await self.app.producer.flush()
             await self._ack()
 
     def _paused(self) -> bool:
@@ -453,8 +457,9 @@ class Pipeline:
         """Changed states not saved for their interval, least recently saved first.
 
         A state's interval is ``checkpoint_seconds``, or longer for a state whose save takes
-        long: its last save time × states / ``checkpoint_budget``, so all saves together take
-        at most that share of the time (whole-state pickles grow with the state)."""
+        long: its last save time (pickling and sending) × states / ``checkpoint_budget``, so
+        all saves together take at most that share of the time (whole-state pickles grow with
+        the state)."""
         w = self.settings.worker
         now, n = time.monotonic(), len(self.states)
 
