@@ -44,6 +44,13 @@ def test_every_partition_is_read_and_sync_waits_for_what_was_published(
                 for i in range(200, 260):
                     publisher.snapshot(snapshot(i, 7))
             await asyncio.wait_for(broadcast.sync(), 60)
+            # caught up, the reader long-polls (500 ms when nothing is new): a sync must not
+            # queue behind that fetch (20 syncs took ~5 s that way, the worker idle)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            for _ in range(20):
+                await broadcast.sync()
+            assert loop.time() - started < 2.5
             return after_first, len(seen)
         finally:
             task.cancel()
