@@ -6,8 +6,8 @@ import pickle
 
 import pytest
 
-from streams.core import dedupe
 from streams.core.dedupe import SeenIds
+from streams.core.intmap import IntMap
 from streams.core.windows import HOUR_MS
 
 T0 = 1_700_000_000_000 - 1_700_000_000_000 % HOUR_MS
@@ -23,7 +23,13 @@ def ids(events: list[dict[str, object]]) -> list[object]:
 
 @pytest.fixture(params=[4, 1 << 18], ids=["merging", "recent"])
 def merge_at(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> int:
-    monkeypatch.setattr(dedupe, "MERGE_AT", request.param)
+    """Ids merged into the arrays every 4, or kept in the dict of recent ones."""
+    init = IntMap.__init__
+
+    def small(self: IntMap, *args: object) -> None:
+        init(self, *args, merge_at=request.param)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(IntMap, "__init__", small)
     return int(request.param)
 
 

@@ -1,0 +1,87 @@
+"""A large int → int map that costs bytes, not objects: state the checkpoints pickle whole.
+
+A Python dict of ints takes ~100 bytes an entry, and every entry is an object that pickling and
+the garbage collector visit one by one. ``IntMap`` keeps its entries in two aligned numpy arrays
+sorted by key (16 bytes an entry, pickled as two buffers), and takes new keys into a small dict
+that is merged into the arrays once it holds ``merge_at`` of them. A write to a key already in
+the arrays goes straight into them, so a key is in exactly one of the two places.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+MERGE_AT = 1 << 18
+Array = npt.NDArray[Any]
+
+
+class IntMap:
+    """Keys of ``key_dtype`` (int64 or uint64), values of ``value_dtype``; see the module."""
+
+    def __init__(
+        self, key_dtype: type = np.int64, value_dtype: type = np.int64, merge_at: int = MERGE_AT
+    ) -> None:
+        self.keys: Array = np.empty(0, key_dtype)  # sorted
+        self.values: Array = np.empty(0, value_dtype)  # aligned with keys
+        self.recent: dict[int, int] = {}  # keys not in the arrays yet
+        self.merge_at = merge_at
+
+    def __len__(self) -> int:
+        return len(self.keys) + len(self.recent)
+
+    def lookup(self, keys: Array, default: int) -> tuple[Array, Array]:
+        """(values, found) for ``keys``; ``default`` where not found."""
+        values = np.full(len(keys), default, self.values.dtype)
+        found = np.zeros(len(keys), np.bool_)
+        if len(self.keys) and len(keys):
+            at = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
+            found = self.keys[at] == keys
+            values[found] = self.values[at[found]]
+        if self.recent:
+            for i in np.flatnonzero(~found).tolist():
+                v = self.recent.get(int(keys[i]))
+                if v is not None:
+                    values[i], found[i] = v, True
+        return values, found
+
+    def get(self, key: int, default: int) -> int:
+        values, _ = self.lookup(np.array([key], self.keys.dtype), default)
+        return int(values[0])
+
+    def update(self, keys: Array, values: Array) -> None:
+        """Set ``keys`` to ``values`` (distinct keys)."""
+        if len(self.keys) and len(keys):
+            at = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
+            old = self.keys[at] == keys
+            self.values[at[old]] = values[old]
+            keys, values = keys[~old], values[~old]
+        self.recent.update(zip(keys.tolist(), values.tolist(), strict=True))
+        if len(self.recent) >= self.merge_at:
+            self.merge()
+
+    def merge(self) -> None:
+        """The recent keys into the arrays."""
+        if not self.recent:
+            return
+        n = len(self.recent)
+        keys = np.concatenate([self.keys, np.fromiter(self.recent, self.keys.dtype, n)])
+        values = np.concatenate(
+            [self.values, np.fromiter(self.recent.values(), self.values.dtype, n)]
+        )
+        self.recent = {}
+        order = np.argsort(keys, kind="stable")  # timsort: two sorted runs, merged
+        self.keys, self.values = keys[order], values[order]
+
+    def keep(self, where: Callable[[Array], Array]) -> None:
+        """Keep the entries whose values pass ``where`` (a vectorised test), drop the rest."""
+        self.merge()
+        mask = where(self.values)
+        self.keys, self.values = self.keys[mask], self.values[mask]
+
+    def __getstate__(self) -> dict[str, Any]:
+        self.merge()  # changes nothing a reader sees: two arrays pickle fast, a dict does not
+        return dict(vars(self))

@@ -1,0 +1,50 @@
+"""IntMap against a plain dict: the same answers through merges, in-place writes, expiry and
+pickling."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import numpy as np
+import pytest
+
+from streams.core.intmap import IntMap
+from streams.core.spam.contacts import ContactMemory
+
+
+@pytest.mark.parametrize("merge_at", [1, 7, 1 << 18])
+def test_same_answers_as_a_dict(merge_at: int) -> None:
+    rng = random.Random(merge_at)
+    model: dict[int, int] = {}
+    m = IntMap(merge_at=merge_at)
+    for step in range(300):
+        keys = list({rng.randrange(-500, 500) for _ in range(rng.randrange(1, 20))})
+        values = [rng.randrange(10**12) for _ in keys]
+        m.update(np.array(keys, np.int64), np.array(values, np.int64))
+        model.update(zip(keys, values, strict=True))
+        if step % 50 == 49:
+            edge = rng.randrange(10**12)
+            m.keep(lambda v, edge=edge: v >= edge)
+            model = {k: v for k, v in model.items() if v >= edge}
+        if step % 70 == 69:
+            m = pickle.loads(pickle.dumps(m))
+        probe = np.arange(-520, 520, dtype=np.int64)
+        got, found = m.lookup(probe, -1)
+        assert got.tolist() == [model.get(k, -1) for k in probe.tolist()]
+        assert found.tolist() == [k in model for k in probe.tolist()]
+        assert len(m) == len(model)
+    assert m.get(next(iter(model)), -1) == model[next(iter(model))]
+
+
+def test_unsigned_keys_above_two_to_the_63() -> None:
+    m = IntMap(np.uint64, np.int32, merge_at=2)
+    big = [2**64 - 1, 2**63, 5]
+    m.update(np.array(big, np.uint64), np.array([1, 2, 3], np.int32))
+    assert m.lookup(np.array([2**63, 2**64 - 1, 6], np.uint64), 0)[0].tolist() == [2, 1, 0]
+
+
+def test_a_contact_memory_checkpointed_as_a_dict_loads() -> None:
+    old = ContactMemory.__new__(ContactMemory)
+    old.__setstate__({"horizon_ms": 10, "last": {3 << 32 | 4: 77}, "_expiry": None})
+    assert old.last.get(3 << 32 | 4, -1) == 77 and len(old) == 1
