@@ -136,12 +136,14 @@ class Output:
 
 
 class _WindowCounts:
-    """Counts per (window size, start) of some integer key, emitted as versioned rows: the
-    touched windows on request, and each window a last time when it closes (then dropped)."""
+    """Counts per (window size, start) of some integer key, emitted as versioned rows: the keys
+    changed since they were last emitted, on request and once more when their window closes
+    (then dropped). A key unchanged since its last row is not written again: re-emitting a
+    day's every pair at each checkpoint was 8% of the worker's CPU at 2M events."""
 
     def __init__(self) -> None:
         self.windows: dict[tuple[int, int], Counter[int]] = {}
-        self.touched: set[tuple[int, int]] = set()
+        self.dirty: dict[tuple[int, int], set[int]] = {}  # keys changed since their last row
 
     def add(self, size: int, starts: np.ndarray, keys: np.ndarray) -> None:
         if not len(keys):
@@ -152,23 +154,37 @@ class _WindowCounts:
             c = self.windows.get(k)
             if c is None:
                 c = self.windows[k] = Counter()
-            c.update((keys if first == last else keys[starts == s]).tolist())
-            self.touched.add(k)
+            changed = (keys if first == last else keys[starts == s]).tolist()
+            c.update(changed)
+            self.dirty.setdefault(k, set()).update(changed)
 
-    def take(self, closed_before: int | None, grace_ms: int) -> list[tuple[int, int, Counter[int]]]:
-        """Touched windows (``closed_before`` None), or windows closed by stream time
+    def take(
+        self, closed_before: int | None, grace_ms: int
+    ) -> list[tuple[int, int, list[tuple[int, int]]]]:
+        """(size, start, [(key, count)] in key order) of the keys changed since their last row:
+        in every window (``closed_before`` None), or in the windows closed by stream time
         ``closed_before`` (dropped after)."""
         if closed_before is None:
-            keys = sorted(self.touched)
-            self.touched.clear()
-            return [(size, start, self.windows[(size, start)]) for size, start in keys]
-        done = sorted(k for k in self.windows if closed_before >= k[1] + k[0] + grace_ms)
-        out = [(size, start, self.windows.pop((size, start))) for size, start in done]
-        self.touched.difference_update(done)
-        return out
+            done = sorted(self.dirty)
+            counts = [self.windows[k] for k in done]
+        else:
+            done = sorted(k for k in self.windows if closed_before >= k[1] + k[0] + grace_ms)
+            counts = [self.windows.pop(k) for k in done]
+        changed = [self.dirty.pop(k, set()) for k in done]
+        return [
+            (size, start, [(key, c[key]) for key in sorted(keys)])
+            for (size, start), c, keys in zip(done, counts, changed, strict=True)
+            if keys
+        ]
 
     def __len__(self) -> int:
         return sum(map(len, self.windows.values()))
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "touched" in state:  # a checkpoint from before ``dirty``: touched windows whole
+            windows = state["windows"]
+            state["dirty"] = {k: set(windows[k]) for k in state.pop("touched") if k in windows}
+        vars(self).update(state)
 
 
 class PartitionEngine:
@@ -390,13 +406,13 @@ class PartitionEngine:
         for size, start, counts in self.pairs.take(closed_before, self.config.grace_ms):
             out.pair_counts.extend(
                 (size, start, names[k >> _ID_BITS], names[k & _ID_MASK], n, n)
-                for k, n in sorted(counts.items())
+                for k, n in counts
             )
         tiers = (None, *self.config.tier_names)
         for size, start, counts in self.mixing.take(closed_before, self.config.grace_ms):
             out.tier_mixing.extend(
                 (size, start, self.partition, tiers[k >> 8] or BASE, tiers[k & 255] or BASE, n, n)
-                for k, n in sorted(counts.items())
+                for k, n in counts
             )
         for size, start in sorted(self._late_changed):
             n = self.late[(size, start)]

@@ -154,3 +154,16 @@ def test_a_checkpoint_carries_only_the_counts_that_are_not_zero() -> None:
     old = object.__new__(type(engine.agg))  # a checkpoint from before the packing: dense
     old.__setstate__(dict(vars(engine.agg)))
     assert (old._counts == dense).all()
+
+
+def test_a_pair_count_is_written_again_only_when_it_changed() -> None:
+    engine = PartitionEngine(EngineConfig(window_sizes=(HOUR,)), "t", 0)
+    engine.process([[ev("a", "x", "y", T0), ev("b", "y", "z", T0 + MIN)], None])  # None: released
+    first = engine.emit_open().pair_counts
+    assert sorted(r[2:5] for r in first) == [("x", "y", 1), ("y", "z", 1)]
+    assert engine.emit_open().pair_counts == []  # nothing changed
+    engine.process([[ev("c", "x", "y", T0 + 2 * MIN)], None])
+    assert [r[2:5] for r in engine.emit_open().pair_counts] == [("x", "y", 2)]
+    restored = pickle.loads(pickle.dumps(engine))
+    restored.process([[ev("d", "y", "z", T0 + 3 * MIN)], None])
+    assert [r[2:5] for r in restored.emit_open().pair_counts] == [("y", "z", 2)]
