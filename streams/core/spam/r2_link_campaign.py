@@ -12,14 +12,14 @@ from __future__ import annotations
 from streams.core.spam.alerts import Alert, AlertLog, Evidence
 from streams.core.spam.config import SpamConfig
 from streams.core.spam.frame import Frame
-from streams.core.spam.spans import Expiry, TrailingSet, expire_keys
+from streams.core.spam.spans import Expiry, Packed, TrailingSet, expire_keys
 from streams.core.windows import HOUR_MS, NO_TIME, window_start
 
 RULE = "R2"
 ALERT_WINDOW_MS = HOUR_MS
 
 
-class Campaign:
+class Campaign(Packed):
     """One URL's actors and targets in the trailing window."""
 
     __slots__ = ("actors", "targets", "alerted")

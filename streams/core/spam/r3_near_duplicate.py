@@ -22,7 +22,7 @@ from streams.core.spam.alerts import Alert, AlertLog, Evidence
 from streams.core.spam.config import SpamConfig
 from streams.core.spam.frame import Frame
 from streams.core.spam.minhash import U32, U64, MinHasher, near_duplicates
-from streams.core.spam.spans import Expiry, expire_keys
+from streams.core.spam.spans import Expiry, Packed, expire_keys
 from streams.core.windows import HOUR_MS, NO_TIME
 
 RULE = "R3"
@@ -44,7 +44,7 @@ class Text(NamedTuple):
     sketch: Sketch | None
 
 
-class Sent:
+class Sent(Packed):
     """An actor's texts in the trailing window, in arrival order."""
 
     __slots__ = ("top", "texts")

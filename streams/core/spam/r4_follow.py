@@ -13,7 +13,7 @@ from __future__ import annotations
 from streams.core.spam.alerts import Alert, AlertLog, Evidence
 from streams.core.spam.config import SpamConfig
 from streams.core.spam.frame import Frame
-from streams.core.spam.spans import Expiry, TrailingSet, expire_keys
+from streams.core.spam.spans import Expiry, Packed, TrailingSet, expire_keys
 from streams.core.windows import DAY_MS, HOUR_MS, NO_TIME
 
 RULE = "R4"
@@ -21,7 +21,7 @@ ALERT_WINDOW_MS = DAY_MS
 _FOLLOW_KINDS = frozenset({"FOLLOW", "UNFOLLOW"})
 
 
-class Follower:
+class Follower(Packed):
     """One actor's recent FOLLOWs (by event id), open follows (by target) and churns."""
 
     __slots__ = ("follows", "open", "churns", "followers")

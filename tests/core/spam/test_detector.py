@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copyreg
+import io
 import pickle
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 from schemas import codec
 from streams.core import AccountIndex, EventBatch
 from streams.core.spam import RULES, SpamConfig, SpamDetector, alert_id
+from streams.core.spam.spans import Packed
 from tests.core.helpers import DAY, HOUR, MIN, T0, ev
 from tests.core.spam.builders import (
     URL,
@@ -136,6 +139,26 @@ def test_checkpoint_midstream(whole: list[Any]) -> None:
     half = len(STREAM) // 2
     got = d.process(STREAM[:half])
     d = pickle.loads(pickle.dumps(d))
+    assert got + d.process(STREAM[half:]) == whole
+
+
+class _BeforePacked(pickle.Pickler):
+    """Pickles per-key states the way checkpoints did before ``Packed``: a dict of slots."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, Packed):
+            slots = {name: getattr(obj, name) for name in obj._names()}
+            return copyreg.__newobj__, (type(obj),), (None, slots)
+        return NotImplemented
+
+
+def test_checkpoint_midstream_of_an_older_worker(whole: list[Any]) -> None:
+    d = SpamDetector()
+    half = len(STREAM) // 2
+    got = d.process(STREAM[:half])
+    buf = io.BytesIO()
+    _BeforePacked(buf, protocol=5).dump(d)
+    d = pickle.loads(buf.getvalue())
     assert got + d.process(STREAM[half:]) == whole
 
 
