@@ -87,6 +87,7 @@ class WorkerSettings:
     batch_seconds: float = 1.0  # flush a batch at least this often
     take_messages: int = 100  # Kafka messages taken at a time (an envelope holds up to 500 events)
     take_seconds: float = 0.1  # ...or what arrived within this long (latency at low load)
+    fetch_wait_ms: int = 100  # a fetch with no news returns after this long (Faust: 1,500)
     checkpoint_seconds: float = 5.0  # analytics state saved (and input acknowledged) this often
     checkpoint_budget: float = 0.1  # ...or less often, so saving takes at most this share of time
     # a worker silent this long leaves the group and its partitions move (Faust's 60 s stalls
@@ -417,6 +418,8 @@ def _validate(s: Settings) -> None:
         raise ConfigError(f"worker.log_format = {s.worker.log_format!r}: use text or json")
     if s.worker.checkpoint_seconds <= 0 or not 0 < s.worker.checkpoint_budget <= 1:
         raise ConfigError("worker.checkpoint_seconds must be > 0, checkpoint_budget in (0, 1]")
+    if not 1 <= s.worker.fetch_wait_ms <= 30_000:
+        raise ConfigError(f"worker.fetch_wait_ms = {s.worker.fetch_wait_ms}: use 1 to 30000")
     if s.worker.gc_full_seconds <= 0:
         raise ConfigError(f"worker.gc_full_seconds = {s.worker.gc_full_seconds}: must be > 0")
     if s.worker.stop_timeout_seconds <= 0:

@@ -57,6 +57,7 @@ def test_rapport_config_names_the_file(tmp_path: Path) -> None:
         ({"RAPPORT_WORKER__CHECKPOINT_BUDGET": "0"}, "checkpoint_budget in"),
         ({"RAPPORT_WORKER__STOP_TIMEOUT_SECONDS": "0"}, "stop_timeout_seconds = 0.0"),
         ({"RAPPORT_WORKER__GC_FULL_SECONDS": "-1"}, "gc_full_seconds = -1.0"),
+        ({"RAPPORT_WORKER__FETCH_WAIT_MS": "0"}, "fetch_wait_ms = 0"),
         ({"RAPPORT_CONFIG": "/nonexistent/r.toml"}, "does not exist"),
     ],
 )

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any, cast
 
 from aiokafka import AIOKafkaProducer
 
-from streams.agents.deliveries import Delivery, DeliveryCheck, Refill
+from streams.agents.deliveries import Delivery, DeliveryCheck, Refill, shorten_fetch_wait
+from streams.app import create_app
 from streams.config import load_settings
 
 TP = ("t.interactions", 3)
@@ -88,3 +90,17 @@ def test_refill_reads_a_range_from_kafka_across_transaction_markers(
     whole, middle = asyncio.run(scenario())
     assert whole == [(0, b"0-0"), (1, b"0-1"), (3, b"1-0"), (4, b"1-1"), (6, b"2-0"), (7, b"2-1")]
     assert middle == [(3, b"1-0"), (4, b"1-1")]
+
+
+def test_the_worker_consumer_long_polls_fetch_wait_ms_not_faust_s_1500(tmp_path: Path) -> None:
+    settings = load_settings(env={"RAPPORT_WORKER__FETCH_WAIT_MS": "120"}, cwd=tmp_path)
+
+    async def created() -> int:
+        app = create_app(settings)
+        shorten_fetch_wait(app.consumer, settings.worker.fetch_wait_ms)
+        thread: Any = cast(Any, app.consumer)._thread
+        consumer = thread._create_worker_consumer(thread.transport)
+        await consumer.stop()
+        return int(consumer._fetch_max_wait_ms)
+
+    assert asyncio.run(created()) == 120

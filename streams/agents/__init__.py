@@ -8,7 +8,7 @@ from typing import Any, cast
 import faust
 
 from sinks.backends import Backend
-from streams.agents.deliveries import take_over_gaps
+from streams.agents.deliveries import shorten_fetch_wait, take_over_gaps
 from streams.agents.pipeline import Pipeline
 from streams.config import Settings
 from streams.logs import dump_tasks_on_sigusr1
@@ -31,6 +31,7 @@ def install(app: faust.App, settings: Settings, backend: Backend) -> Pipeline:
     sharing one ``Pipeline``."""
     pipeline = Pipeline(app, settings, backend)
     take_over_gaps(app.consumer)
+    shorten_fetch_wait(app.consumer, settings.worker.fetch_wait_ms)
     take, within = settings.worker.take_messages, settings.worker.take_seconds
 
     def raw_topic(name: str) -> Any:

@@ -150,6 +150,25 @@ def take_over_gaps(consumer: Any) -> None:
     consumer._add_gap = ignore
 
 
+def shorten_fetch_wait(consumer: Any, wait_ms: int) -> None:
+    """Make the consumer's long-poll ``wait_ms`` instead of Faust's fixed 1,500 ms.
+
+    The consumer keeps one fetch in flight per broker, and leaves out of it the partitions
+    whose fetched records are not consumed yet; when only quiet partitions are left in, the
+    broker holds that fetch the whole wait, and the busy partitions are fetched again only
+    after it. Live at ~550 events/s, messages waited up to 1.6 s before an agent took them
+    (event → alert p50 2.3 s)."""
+    thread = consumer._thread
+    create = thread._create_worker_consumer
+
+    def created(transport: Any) -> Any:
+        aiokafka_consumer = create(transport)
+        aiokafka_consumer._fetch_max_wait_ms = wait_ms  # read when it starts its fetcher
+        return aiokafka_consumer
+
+    thread._create_worker_consumer = created
+
+
 def let_commits_pass(consumer: Any, tp: Any, first: int, end: int) -> None:
     """Offsets ``[first, end)`` the pipeline read itself (no Faust event to ack) and stored:
     commits may now pass them, as they pass acked events."""
