@@ -13,18 +13,17 @@ import os
 import signal
 import socket
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import click
 
 from sinks.url import with_database
 from streams import stack
-from streams.config import Settings, load_settings
+from streams.config import Settings
 from streams.errors import RapportError
 from streams.query import LocalQuerier
 from streams.reports import Reports, Scope
@@ -55,28 +54,6 @@ def run_settings(settings: Settings, run: str) -> tuple[Settings, dict[str, str]
         "RAPPORT_KAFKA__PARTITIONS": str(settings.kafka.partitions),
     }  # fmt: skip
     return settings, env
-
-
-def bench_run(
-    name: str, sink: Literal["chdb", "server"] | None = None
-) -> tuple[Path, Settings, dict[str, str]]:
-    """A benchmark's fresh run: its temporary directory, the settings (topic prefix and database
-    ``bench-<random>``, topics created) and the worker's environment (the caller's ``RAPPORT_*``
-    variables, state under the directory). The sink: ``RAPPORT_CLICKHOUSE`` if set, else an
-    embedded chDB in the directory; ``"chdb"`` that chDB always; ``"server"`` the local stack's
-    server unless ``RAPPORT_CLICKHOUSE`` is set."""
-    tmp = Path(tempfile.mkdtemp(prefix=f"{name}-"))
-    env = {k: v for k, v in os.environ.items() if k.startswith("RAPPORT_")}
-    if sink == "chdb" or (sink is None and "RAPPORT_CLICKHOUSE" not in env):
-        env["RAPPORT_CLICKHOUSE"] = f"chdb://{tmp / 'chdb'}"
-    elif "RAPPORT_CLICKHOUSE" not in env:
-        port = load_settings(env=env).stack.clickhouse_tcp_port
-        env["RAPPORT_CLICKHOUSE"] = f"clickhouse://default@127.0.0.1:{port}/rapport"
-    env["RAPPORT_VAR"] = str(tmp / "var")
-    settings, worker_env = run_settings(load_settings(env=env), f"bench-{uuid.uuid4().hex[:8]}")
-    env.update(worker_env)
-    ensure_topics(settings)
-    return tmp, settings, env
 
 
 def analyze(

@@ -21,7 +21,7 @@ from streams.config import Settings
 from streams.errors import RapportError
 
 
-def stop_watchdog(seconds: float) -> threading.Timer:
+def stop_watchdog(seconds: float) -> None:
     """End the process if it is still here ``seconds`` from now (a stop that hangs). Exit code
     0: what was not acknowledged is replayed at the next start, nothing is lost."""
 
@@ -34,7 +34,6 @@ def stop_watchdog(seconds: float) -> threading.Timer:
     timer = threading.Timer(seconds, give_up)
     timer.daemon = True
     timer.start()
-    return timer
 
 
 def group_id(settings: Settings) -> str:

@@ -25,11 +25,13 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_runs import bench_run  # noqa: E402
 
 import schemas  # noqa: E402
 from schemas import codec  # noqa: E402
 from streams import kafka_clients  # noqa: E402
-from streams.analyze import bench_run  # noqa: E402
 from streams.publish import partition_for  # noqa: E402
 from streams.worker import WorkerProcess  # noqa: E402
 

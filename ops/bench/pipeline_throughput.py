@@ -58,6 +58,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_runs import bench_run  # noqa: E402
 from naive_faust import (  # noqa: E402
     NaiveResult,
     active_accounts,
@@ -66,7 +67,7 @@ from naive_faust import (  # noqa: E402
     run_naive,
 )
 
-from streams.analyze import bench_run, wait_processed  # noqa: E402
+from streams.analyze import wait_processed  # noqa: E402
 from streams.chaos import DAYS, EVENTS_PER_ACCOUNT_DAY  # noqa: E402
 from streams.config import Settings  # noqa: E402
 from streams.publish import Publisher  # noqa: E402
