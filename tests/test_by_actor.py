@@ -44,6 +44,18 @@ def test_a_partition_hears_the_watermark_once_all_its_events_of_the_batch_are_th
                                       (0, "link", ["e1"], 9)]  # fmt: skip
 
 
+def test_a_big_batch_is_cut_into_messages_kafka_takes_in_order_watermark_on_the_last() -> None:
+    events = [dict(event(i, "alice", ["https://shop.example/a"] if i % 3 == 0 else []),
+                   text="t" * 900) for i in range(2000)]  # fmt: skip
+    messages = list(by_actor.encode(1, events, 77, 1))
+    assert len(messages) > 3 and all(len(v) <= by_actor.MAX_BYTES for _, v, _ in messages)
+    back = [by_actor.decode(v, h) for _, v, h in messages]
+    assert [r.watermark for r in back] == [NO_NEWS] * (len(back) - 1) + [77]
+    for route, expected in (("actor", events), ("link", events[::3])):
+        got = [e for r in back if r.route == route for e in r.events]
+        assert got == expected
+
+
 def test_messages_of_an_older_worker_in_avro_are_still_read() -> None:
     events = [event(1, "alice", ["https://a.example/x"])]
     headers = [*schemas.kafka_headers(schemas.INTERACTION_BATCH), (by_actor.ROUTE, b"link"),

@@ -24,6 +24,7 @@ FORMAT = b"by-actor-msgpack"  # the schema header's value on these messages
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(list[dict[str, Any]])
 ROUTES: tuple[Route, ...] = ("actor", "link")  # the order of one batch's messages
+MAX_BYTES = 512 * 1024  # a message's events, at most (Kafka refuses messages over 1 MB)
 Headers = list[tuple[str, bytes]]
 
 
@@ -31,21 +32,33 @@ def encode(
     source: int, events: list[dict[str, Any]], watermark: int, partitions: int
 ) -> Iterator[tuple[int, bytes, Headers]]:
     """(partition, value, headers) of the messages that route ``events``, partition by
-    partition, actor events before link events: every partition gets at least one, so each
-    hears how far the source has got — from the last one it gets, once the batch's events are
-    all there (the one before carries ``NO_NEWS``)."""
+    partition, actor events before link events, each message at most ``MAX_BYTES`` of events
+    (a batch of 100 envelopes sent 1.3 MB to one partition, and the broker refused it): every
+    partition gets at least one, so each hears how far the source has got — from the last one
+    it gets, once the batch's events are all there (the ones before carry ``NO_NEWS``)."""
     groups = route(events, partitions)
     for q in range(partitions):
         kinds: list[Route] = [k for k in ROUTES if (q, k) in groups] or ["actor"]
-        for i, kind in enumerate(kinds):
-            mark = watermark if i == len(kinds) - 1 else NO_NEWS
+        parts = [(kind, value) for kind in kinds for value in _values(groups.get((q, kind), []))]
+        for i, (kind, value) in enumerate(parts):
+            mark = watermark if i == len(parts) - 1 else NO_NEWS
             headers = [
                 (SCHEMA_HEADER, FORMAT),
                 (ROUTE, kind.encode()),
                 (SOURCE, str(source).encode()),
                 (WATERMARK, str(mark).encode()),
             ]
-            yield q, _ENCODER.encode(groups.get((q, kind), [])), headers
+            yield q, value, headers
+
+
+def _values(events: list[dict[str, Any]]) -> list[bytes]:
+    """``events`` encoded, in order, in as many values as it takes to keep each within
+    ``MAX_BYTES`` (halved until they fit; an event alone is bounded by the input's checks)."""
+    value = _ENCODER.encode(events)
+    if len(value) <= MAX_BYTES or len(events) <= 1:
+        return [value]
+    half = len(events) // 2
+    return _values(events[:half]) + _values(events[half:])
 
 
 def decode(value: bytes | None, headers: Headers) -> Routed:
