@@ -53,12 +53,14 @@ def encode(
 
 def _values(events: list[dict[str, Any]]) -> list[bytes]:
     """``events`` encoded, in order, in as many values as it takes to keep each within
-    ``MAX_BYTES`` (halved until they fit; an event alone is bounded by the input's checks)."""
+    ``MAX_BYTES``: cut in equal slices by the size of the whole, cut again while one is over
+    (an event alone is bounded by the input's checks)."""
     value = _ENCODER.encode(events)
     if len(value) <= MAX_BYTES or len(events) <= 1:
         return [value]
-    half = len(events) // 2
-    return _values(events[:half]) + _values(events[half:])
+    n = min(len(events), -(-len(value) // MAX_BYTES) + 1)
+    step = -(-len(events) // n)
+    return [v for i in range(0, len(events), step) for v in _values(events[i : i + step])]
 
 
 def decode(value: bytes | None, headers: Headers) -> Routed:
