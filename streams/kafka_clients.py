@@ -1,4 +1,5 @@
-"""kafka-python clients built from settings, in one place (addresses and security).
+"""Kafka clients built from settings, in one place (addresses and security): kafka-python ones,
+and the group-less aiokafka consumer the worker reads with itself.
 
 A broker that does not answer, refuses the login or fails TLS becomes one clear line, not a
 traceback (and never shows the password).
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from streams.config import Settings
+from streams.config import KafkaSettings, Settings
 from streams.errors import RapportError
 from streams.kafka_security import LoginWatch, client_options
 
@@ -32,6 +33,27 @@ def _open(settings: Settings, factory: Callable[..., T], **options: Any) -> T:
             return factory(bootstrap_servers=settings.kafka.bootstrap, **security, **options)
         except KafkaTimeoutError:
             raise watch.error() or _unreachable(settings) from None
+
+
+async def groupless_consumer(kafka: KafkaSettings) -> Any:
+    """A started aiokafka consumer outside any group (assign and seek it yourself). A refused
+    login raises its reason; any other failure to start propagates, the consumer stopped."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap, group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest", **client_options(kafka),
+    )  # fmt: skip
+    with LoginWatch(kafka) as watch:
+        try:
+            await consumer.start()
+        except Exception:
+            await consumer.stop()
+            error = watch.error()
+            if error is not None:
+                raise error from None
+            raise
+    return consumer
 
 
 def admin(settings: Settings) -> Any:

@@ -21,7 +21,7 @@ import schemas
 from streams.config import Settings
 from streams.decode import decode_records
 from streams.errors import RapportError
-from streams.kafka_security import LoginWatch, client_options
+from streams.kafka_clients import groupless_consumer
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = 2.0
@@ -79,10 +79,10 @@ class Broadcast:
                 await consumer.stop()
 
     async def _read(self) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import TopicPartition
 
-        self._consumer = consumer = await self._start(AIOKafkaConsumer)
-        self._offsets = await self._start(AIOKafkaConsumer)
+        self._consumer = consumer = await groupless_consumer(self.settings.kafka)
+        self._offsets = await groupless_consumer(self.settings.kafka)
         cluster = await consumer._client.fetch_all_metadata()  # as ``consumer.topics()``
         topic = self.snapshots_topic
         tps = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or ())]
@@ -98,24 +98,6 @@ class Broadcast:
             for records in batch.values():
                 self._snapshots(records, now_ms)
             self._advanced.set()
-
-    async def _start(self, consumer_type: Any) -> Any:
-        """A started group-less consumer (a refused login: the reason, raised)."""
-        kafka = self.settings.kafka
-        consumer = consumer_type(
-            bootstrap_servers=kafka.bootstrap, group_id=None, enable_auto_commit=False,
-            auto_offset_reset="earliest", **client_options(kafka),
-        )  # fmt: skip
-        with LoginWatch(kafka) as watch:
-            try:
-                await consumer.start()
-            except Exception:
-                await consumer.stop()
-                error = watch.error()
-                if error is not None:
-                    raise error from None
-                raise
-        return consumer
 
     def _snapshots(self, records: list[Any], now_ms: int) -> None:
         good: list[dict[str, Any]] = []

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from streams.config import Settings
 from streams.errors import RapportError
-from streams.kafka_security import LoginWatch, client_options
+from streams.kafka_clients import groupless_consumer
 
 TopicPartition = tuple[str, int]
 
@@ -110,24 +110,15 @@ class Refill:
         return out
 
     async def _started(self) -> Any:
-        from aiokafka import AIOKafkaConsumer
         from aiokafka.errors import KafkaConnectionError
 
         if self._consumer is None:
-            kafka = self.settings.kafka
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=kafka.bootstrap, group_id=None, enable_auto_commit=False,
-                auto_offset_reset="earliest", **client_options(kafka),
-            )  # fmt: skip
-            with LoginWatch(kafka) as watch:
-                try:
-                    await consumer.start()
-                except KafkaConnectionError as exc:
-                    await consumer.stop()
-                    raise watch.error() or RapportError(
-                        f"no Kafka broker answers at {kafka.bootstrap} ({exc})"
-                    ) from None
-            self._consumer = consumer
+            try:
+                self._consumer = await groupless_consumer(self.settings.kafka)
+            except KafkaConnectionError as exc:
+                raise RapportError(
+                    f"no Kafka broker answers at {self.settings.kafka.bootstrap} ({exc})"
+                ) from None
         return self._consumer
 
     async def close(self) -> None:
