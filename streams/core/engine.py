@@ -136,10 +136,10 @@ class Output:
 
 
 class _WindowCounts:
-    """Counts per (window size, start) of some integer key, emitted as versioned rows: the keys
-    changed since they were last emitted, on request and once more when their window closes
-    (then dropped). A key unchanged since its last row is not written again: re-emitting a
-    day's every pair at each checkpoint was 8% of the worker's CPU at 2M events."""
+    """Counts per (window size, start) of some integer key, emitted as versioned rows of the
+    keys changed since their last row: on request, and when their window closes (then
+    dropped). A key unchanged since its last row is not written again: re-emitting a day's
+    every pair at each checkpoint was 8% of the worker's CPU at 2M events."""
 
     def __init__(self) -> None:
         self.windows: dict[tuple[int, int], Counter[int]] = {}
