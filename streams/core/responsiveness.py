@@ -551,12 +551,16 @@ class ResponsivenessAggregator:
         )
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled with only the non-zero cells of ``_counts``: it is mostly zeros (free slots,
-        segments of tiers nobody wrote from), so a checkpoint carries (and costs) a fraction."""
+        """Pickled with only the non-zero cells of ``_counts`` (it is mostly zeros: free slots,
+        segments of tiers nobody wrote from), and each int64 array in the narrowest integer
+        type that holds its values (slots, account ids, sizes, counts): a checkpoint carries
+        (and costs) a fraction. ``__setstate__`` widens them back."""
         state = self.__dict__.copy()
+        wide = [k for k, v in state.items() if isinstance(v, np.ndarray) and v.dtype == np.int64]
+        state.update({k: _narrow(state[k]) for k in wide}, _narrowed=wide)
         flat = self._counts.reshape(-1)
         at = np.flatnonzero(flat)
-        state["_counts"] = (self._counts.shape, at, flat[at])
+        state["_counts"] = (self._counts.shape, _narrow(at), flat[at])
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -566,6 +570,8 @@ class ResponsivenessAggregator:
             counts = np.zeros(shape, np.int32)
             counts.reshape(-1)[at] = values
             state["_counts"] = counts
+        for k in state.pop("_narrowed", ()):
+            state[k] = state[k].astype(np.int64)
         self.__dict__.update(state)
 
     def state_size(self) -> dict[str, int]:
@@ -613,3 +619,15 @@ __all__ = [
     "TIER_PREFIX", "RequesterTags", "ResponsivenessAggregator", "WindowFigures", "concat_figures",
     "summarize",
 ]
+
+
+def _narrow(a: I64) -> npt.NDArray[np.signedinteger[Any]]:
+    """``a`` in the narrowest signed integer type that holds its values (for pickling)."""
+    if not len(a):
+        return a
+    low, high = int(a.min()), int(a.max())
+    for t in (np.int8, np.int16, np.int32):
+        info = np.iinfo(t)
+        if info.min <= low and high <= info.max:
+            return a.astype(t)
+    return a

@@ -7,6 +7,8 @@ import pickle
 import random
 from typing import Any
 
+import numpy as np
+
 from sinks import tables
 from streams.core.engine import (
     LATE_EVENT_COLUMNS,
@@ -154,6 +156,18 @@ def test_a_checkpoint_carries_only_the_counts_that_are_not_zero() -> None:
     old = object.__new__(type(engine.agg))  # a checkpoint from before the packing: dense
     old.__setstate__(dict(vars(engine.agg)))
     assert (old._counts == dense).all()
+
+
+def test_a_checkpoint_narrows_int64_arrays_and_restores_them_as_they_were() -> None:
+    engine = PartitionEngine(EngineConfig(), "t", 0)
+    engine.process([stream(400)])
+    arrays = {k: v for k, v in vars(engine.agg).items() if isinstance(v, np.ndarray)}
+    state = engine.agg.__getstate__()
+    narrowed = [k for k, v in arrays.items() if k != "_counts" and state[k].dtype != v.dtype]
+    assert "_s_rid" in narrowed and "_live_slot" in narrowed  # small values: narrower types
+    back = pickle.loads(pickle.dumps(engine.agg))
+    for k, v in arrays.items():
+        assert getattr(back, k).dtype == v.dtype and (getattr(back, k) == v).all(), k
 
 
 def test_a_pair_count_is_written_again_only_when_it_changed() -> None:
