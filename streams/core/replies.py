@@ -25,6 +25,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from streams.core.batch import I64, AccountIndex, Bools, EventBatch, Objects, as_batch, objects
+from streams.core.narrow import NarrowPickle
 from streams.core.windows import DAY_MS, NO_TIME, Event
 
 ADDRESSING_KINDS = frozenset({"REPLY", "COMMENT", "MENTION", "MESSAGE"})
@@ -138,7 +139,7 @@ _EMPTY_O = np.empty(0, dtype=object)
 _EMPTY_B = np.zeros(0, np.bool_)
 
 
-class ReplyMatcher:
+class ReplyMatcher(NarrowPickle):
     """Dyadic reply matcher for one partition; ``process`` takes batches in event-time order.
 
     Events that are not addressing kinds (or have no target, or target = actor) only move stream

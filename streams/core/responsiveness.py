@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streams.core.batch import I64, AccountIndex, Bools, EventBatch, Objects, as_batch, objects
+from streams.core.narrow import NarrowPickle, narrow
 from streams.core.replies import DEFAULT_HORIZON_MS, Expiries, Inbound, MatchResult, Replies
 from streams.core.sketch import DEFAULT_ALPHA, DDSketch
 from streams.core.tiers import BASE, TOP, UPPER, follower_tiers
@@ -203,7 +204,7 @@ class RequesterTags:
         return self.tier_codes(as_batch(events).actor)
 
 
-class ResponsivenessAggregator:
+class ResponsivenessAggregator(NarrowPickle):
     """Aggregates inbound/reply/expiry records per responder and window; see module docstring.
 
     Records carry the message's ``tag`` (``RequesterTags``: requester tier) and
@@ -552,15 +553,12 @@ class ResponsivenessAggregator:
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled with only the non-zero cells of ``_counts`` (it is mostly zeros: free slots,
-        segments of tiers nobody wrote from), and each int64 array in the narrowest integer
-        type that holds its values (slots, account ids, sizes, counts): a checkpoint carries
-        (and costs) a fraction. ``__setstate__`` widens them back."""
-        state = self.__dict__.copy()
-        wide = [k for k, v in state.items() if isinstance(v, np.ndarray) and v.dtype == np.int64]
-        state.update({k: _narrow(state[k]) for k in wide}, _narrowed=wide)
+        segments of tiers nobody wrote from), its int64 arrays narrowed (``NarrowPickle``): a
+        checkpoint carries (and costs) a fraction."""
+        state = super().__getstate__()
         flat = self._counts.reshape(-1)
         at = np.flatnonzero(flat)
-        state["_counts"] = (self._counts.shape, _narrow(at), flat[at])
+        state["_counts"] = (self._counts.shape, narrow(at), flat[at])
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -570,9 +568,7 @@ class ResponsivenessAggregator:
             counts = np.zeros(shape, np.int32)
             counts.reshape(-1)[at] = values
             state["_counts"] = counts
-        for k in state.pop("_narrowed", ()):
-            state[k] = state[k].astype(np.int64)
-        self.__dict__.update(state)
+        super().__setstate__(state)
 
     def state_size(self) -> dict[str, int]:
         """Entries held: live windows, non-empty segments, sketch buckets, accounts."""
@@ -619,15 +615,3 @@ __all__ = [
     "TIER_PREFIX", "RequesterTags", "ResponsivenessAggregator", "WindowFigures", "concat_figures",
     "summarize",
 ]
-
-
-def _narrow(a: I64) -> npt.NDArray[np.signedinteger[Any]]:
-    """``a`` in the narrowest signed integer type that holds its values (for pickling)."""
-    if not len(a):
-        return a
-    low, high = int(a.min()), int(a.max())
-    for t in (np.int8, np.int16, np.int32):
-        info = np.iinfo(t)
-        if info.min <= low and high <= info.max:
-            return a.astype(t)
-    return a
