@@ -22,20 +22,35 @@ TOPICS = {
 
 def ensure_topics(settings: Settings, names: tuple[str, ...] = tuple(TOPICS)) -> list[str]:
     """Create the named topics that do not exist yet; return the ones created."""
+    return _create(settings, {settings.topic(n): {} for n in names})
+
+
+def ensure_changelog(settings: Settings, name: str, configs: dict[str, str]) -> bool:
+    """Create a table's compacted changelog topic (``name``, Faust's) before the worker starts;
+    True if created. Left to Faust, it is created while the consumer joins its group: once the
+    group was assigned without it ("Ignoring missing topic") and the first checkpoint crashed
+    the worker (``PartitionsMismatch``: the changelog "has 0 partitions")."""
+    return bool(_create(settings, {name: {"cleanup.policy": "compact", **configs}}))
+
+
+def _create(settings: Settings, topics: dict[str, dict[str, str]]) -> list[str]:
+    """Create the topics (full name -> topic configs) that do not exist yet; the ones created."""
     from kafka.errors import KafkaError, TopicAlreadyExistsError
 
     admin = kafka_clients.admin(settings)
     try:
         existing = set(admin.list_topics())
-        wanted = [settings.topic(n) for n in names if settings.topic(n) not in existing]
         created = []
-        for full in wanted:
+        for full, configs in topics.items():
+            if full in existing:
+                continue
             try:
                 admin.create_topics(
                     {
                         full: {
                             "num_partitions": settings.kafka.partitions,
                             "replication_factor": settings.kafka.replication_factor,
+                            "configs": configs,
                         }
                     },
                     wait_for_metadata=True,

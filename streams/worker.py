@@ -48,13 +48,14 @@ def run_foreground(settings: Settings, loglevel: str = "info") -> None:
     from sinks.migrations import migrate
     from streams import agents, logs, web
     from streams.app import create_app
-    from streams.topics import ensure_topics
+    from streams.topics import ensure_changelog, ensure_topics
 
     ensure_topics(settings)
     app = create_app(settings)
     backend = connect(settings.clickhouse_target)
     migrate(backend, settings.clickhouse.cluster or None)
-    agents.install(app, settings, backend)
+    changelog = agents.install(app, settings, backend).store.table.changelog_topic
+    ensure_changelog(settings, changelog.get_topic_name(), dict(changelog.config or {}))
     web.install(app, settings, backend)
     log_format = settings.worker.log_format
     stop_seconds = settings.worker.stop_timeout_seconds
