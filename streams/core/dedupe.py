@@ -74,9 +74,7 @@ class SeenIds:
         if isinstance(ids, dict):  # a checkpoint of the id strings (before hashes): rehashed
             state.pop("buckets")
             bucket_ms = state["bucket_ms"]
-            state["ids"] = IntMap(np.uint64, np.int32)
-            state["ids"].update(np.fromiter(map(_hash, ids), np.uint64, len(ids)),
-                                np.fromiter((b // bucket_ms for b in ids.values()), np.int32,
-                                            len(ids)))  # fmt: skip
+            hashed = {_hash(i): b // bucket_ms for i, b in ids.items()}
+            state["ids"] = IntMap.from_dict(hashed, np.uint64, np.int32)
             state["oldest"] = min(ids.values()) // bucket_ms if ids else NO_TIME
         vars(self).update(state)

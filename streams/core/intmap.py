@@ -48,9 +48,15 @@ class IntMap:
                     values[i], found[i] = v, True
         return values, found
 
-    def get(self, key: int, default: int) -> int:
-        values, _ = self.lookup(np.array([key], self.keys.dtype), default)
-        return int(values[0])
+    @classmethod
+    def from_dict(
+        cls, entries: dict[int, int], key_dtype: type = np.int64, value_dtype: type = np.int64
+    ) -> IntMap:
+        """An ``IntMap`` of a plain dict (state checkpointed before it existed)."""
+        m = cls(key_dtype, value_dtype)
+        n = len(entries)
+        m.update(np.fromiter(entries, key_dtype, n), np.fromiter(entries.values(), value_dtype, n))
+        return m
 
     def update(self, keys: Array, values: Array) -> None:
         """Set ``keys`` to ``values`` (distinct keys)."""

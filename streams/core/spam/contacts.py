@@ -92,7 +92,5 @@ class ContactMemory:
     def __setstate__(self, state: dict[str, Any]) -> None:
         last = state["last"]
         if isinstance(last, dict):  # a checkpoint from before the IntMap
-            state["last"] = IntMap()
-            state["last"].update(np.fromiter(last, np.int64, len(last)),
-                                 np.fromiter(last.values(), np.int64, len(last)))  # fmt: skip
+            state["last"] = IntMap.from_dict(last)
         vars(self).update(state)
