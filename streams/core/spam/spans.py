@@ -118,12 +118,16 @@ class TrailingSet(Packed):
 
     def __getstate__(self) -> tuple[Any, ...]:
         # entries as plain tuples: a named tuple pickles through a Python call each
-        plain = dict(zip(self.entries, map(tuple, self.entries.values()), strict=True))
-        return self.window_ms, self.cap, self.top, plain, self.marked, self._heap
+        state = list(super().__getstate__())
+        state[_ENTRIES] = dict(zip(self.entries, map(tuple, self.entries.values()), strict=True))
+        return tuple(state)
 
     def __setstate__(self, state: Any) -> None:
         super().__setstate__(state)
         self.entries = dict(zip(self.entries, map(Entry._make, self.entries.values()), strict=True))
+
+
+_ENTRIES = TrailingSet.__slots__.index("entries")  # where its pickled tuple holds them
 
 
 def _entry_order(e: Entry) -> tuple[int, str]:
