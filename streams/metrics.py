@@ -49,6 +49,12 @@ class Metrics:
             "From a message's Kafka timestamp to its acknowledgement (rows and state stored)",
             buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+        self.checkpoint_seconds = Histogram(
+            "rapport_checkpoint_seconds",
+            "A checkpoint: event loop held (phase held: emit, store rows, fork) and until its "
+            "state is durable (phase saved: pickled by the child, written, producer flushed)",
+            ["phase"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
         self.insert_seconds = Histogram(
             "rapport_clickhouse_insert_seconds",
             "ClickHouse insert of one batch (retries included), by table", ["table"],

@@ -159,9 +159,10 @@ class NaiveResult:
 
 
 def proc_figures(pid: int) -> tuple[float, int]:
-    """(CPU seconds, peak RSS bytes) of a live process, from /proc."""
+    """(CPU seconds, peak RSS bytes) of a live process, from /proc. The CPU includes its
+    children that ended (the worker's checkpoint pickling children)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    cpu = sum(map(int, fields[11:15])) / os.sysconf("SC_CLK_TCK")
     status = Path(f"/proc/{pid}/status").read_text()
     hwm = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
     return cpu, int(hwm.split()[1]) * 1024

@@ -1,6 +1,7 @@
 """Analytics state in a Faust table: per input partition, its ``PartitionEngine`` (interactions)
 or ``ActorEngine`` (by-actor), pickled.
 
+The pickles are made elsewhere (``forked``: off the event loop); the store cuts and writes them.
 One coarse write per partition per checkpoint (not one changelog message per event): the pickle
 is cut into chunks that fit a Kafka message, written under a generation that alternates, and a
 manifest (offset covered, generation, chunk count, digest) written last. A crash half-way
@@ -46,8 +47,6 @@ class EngineStore:
                 "delete.retention.ms": "60000",
             },
         )  # fmt: skip
-        self.saves = 0
-        self.bytes_saved = 0
 
     def load(self, topic: str, partition: int, event: faust.types.EventT) -> State | None:
         """The state last saved for ``topic``'s ``partition`` (None if none); ``event`` is any
@@ -72,14 +71,13 @@ class EngineStore:
                  state.offset, len(blob))  # fmt: skip
         return state
 
-    def save(self, state: State, event: faust.types.EventT) -> int:
-        """Write ``state`` (covering offsets ≤ ``state.offset``); returns its size. Durable
-        once the producer has flushed."""
+    def write(self, state: State, offset: int, blob: bytes, event: faust.types.EventT) -> None:
+        """Write ``blob``, the pickle of ``state`` covering offsets ≤ ``offset``. Durable once
+        the producer has flushed."""
         topic, p = state.topic, state.partition
         _current_event.set(weakref.ref(event))
         previous: dict[str, Any] = json.loads(self.table.get(_key(topic, p, "manifest")) or "{}")
         gen = 1 - int(previous.get("gen", 1))
-        blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
         n = max(1, -(-len(blob) // CHUNK_BYTES))
         for i in range(n):
             self.table[_key(topic, p, f"{gen}/{i}")] = blob[i * CHUNK_BYTES : (i + 1) * CHUNK_BYTES]
@@ -91,13 +89,10 @@ class EngineStore:
             "gen": gen,
             "chunks": n,
             f"chunks_{gen}": n,
-            "offset": state.offset,
+            "offset": offset,
             "sha256": hashlib.sha256(blob).hexdigest(),
         }
         self.table[_key(topic, p, "manifest")] = json.dumps(manifest).encode()
-        self.saves += 1
-        self.bytes_saved += len(blob)
-        return len(blob)
 
 
 def _key(topic: str, partition: int, name: str) -> bytes:

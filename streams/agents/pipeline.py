@@ -6,10 +6,11 @@ partition's ``PartitionEngine`` and re-keyed into the by-actor topic, whose part
 snapshots (``broadcast``): they feed every engine's tiers. Every
 delivered offset is checked (``deliveries``). Rows go through one ``Writer``. A **checkpoint**
 stores every buffered row, emits the figures of open windows, saves the engines due (each every
-``worker.checkpoint_seconds``; all as soon as input pauses) to the changelog-backed table and
-flushes the producer; only then are the messages they cover acknowledged, so Faust commits nothing
-that ClickHouse and the saved state do not both have. After a crash or rebalance an engine restarts
-from its checkpoint and skips the messages it already covers; replayed rows collapse in ClickHouse
+``worker.checkpoint_seconds``; all as soon as input pauses; pickled by a forked child, off the
+event loop) to the changelog-backed table and flushes the producer; only then are the messages
+they cover acknowledged, so Faust commits nothing that ClickHouse and the saved state do not both
+have. After a crash or rebalance an engine restarts from its checkpoint and skips the messages it
+already covers; replayed rows collapse in ClickHouse
 (see ``sinks.writer`` and the versions in ``streams.core.engine``).
 """
 
@@ -45,6 +46,7 @@ from streams.agents import by_actor
 from streams.agents.broadcast import Broadcast
 from streams.agents.checkpoints import EngineStore, State
 from streams.agents.deliveries import Delivery, DeliveryCheck, Record, Refill, let_commits_pass
+from streams.agents.forked import ForkedPickles
 from streams.agents.heap import FrozenHeap
 from streams.config import Settings
 from streams.core.actors import END, ActorEngine, Routed
@@ -191,7 +193,6 @@ class Pipeline:
             await self._flush(force=False)
             self.last_input = time.monotonic()
             self.heap.batch_done()
-        await self.maybe_checkpoint()
 
     async def snapshots(self, events: Sequence[faust.types.EventT]) -> None:
         """Store account snapshots as profiles and raise profile alerts (R8); the engines get
@@ -246,7 +247,6 @@ class Pipeline:
             await self._flush(force=False)
             self.last_input = time.monotonic()
             self.heap.batch_done()
-        await self.maybe_checkpoint()
 
     async def _route(
         self, source: int, events: list[dict[str, Any]], watermark: int | None = None
@@ -414,40 +414,50 @@ class Pipeline:
     # --- checkpoints ---
 
     async def maybe_checkpoint(self) -> None:
-        """Checkpoint when a state is due, or everything when input paused."""
+        """Checkpoint when a state is due, or everything when input paused (the timer's call:
+        one checkpoint at a time)."""
         if self.unacked and (self._paused() or self._due()):
             await self.checkpoint()
 
     async def checkpoint(self) -> None:
         """Save the states due (all of them when input paused), then acknowledge what is safe.
 
-        Pickling a state holds the event loop (0.1–0.2 s for a few MB), so while input flows
-        one state is saved per call, the least recently saved first: each still every
-        ``checkpoint_seconds``, and no pause much longer than one pickle delays an alert.
-        Large states are saved less often, so that saving takes at most
-        ``checkpoint_budget`` of the time (see ``_due``).
+        The event loop is held only to emit open windows, store buffered rows and fork: a child
+        process pickles the states as they were at the fork (``forked``) while the agents go on;
+        the pickles are then written to the changelog and the producer flushed, and only then
+        are the offsets they cover acknowledged. Large states are saved less often, so that
+        saving takes at most ``checkpoint_budget`` of the time (see ``_due``).
         """
         async with self.lock:
-            due = sorted(self.changed) if self._paused() else self._due()[:1]
+            due = sorted(self.changed) if self._paused() else self._due()
             for tp in due:
                 state = self.states[tp]
                 if isinstance(state, PartitionEngine):
                     await self._output(state.emit_open())
             await self._flush(force=True)
-            now = time.monotonic()
-            sizes = {tp: self.store.save(self.states[tp], self.any_event[tp]) for tp in due}
-            offsets = {tp: self.states[tp].offset for tp in due}
-            await self.app.producer.flush()
-            # a save's cost: pickling and sending (the changelog writes happen in the flush),
-            # shared among the states saved by their size
-            spent = time.monotonic() - now
+            started = time.monotonic()
+            saving = [(tp, self.states[tp], self.states[tp].offset, self.any_event[tp])
+                      for tp in due]  # fmt: skip
+            pickles = ForkedPickles([state for _, state, _, _ in saving])
+            self.changed.difference_update(due)  # what changes from now on is the next save's
             for tp in due:
-                if tp not in self.states:  # revoked during the flush
-                    continue
-                self.save_seconds[tp] = spent * sizes[tp] / max(1, sum(sizes.values()))
-                self.checkpointed[tp] = offsets[tp]
-                self.saved_at[tp] = now
-                self.changed.discard(tp)
+                self.saved_at[tp] = started
+            self.metrics.checkpoint_seconds.labels("held").observe(time.monotonic() - started)
+        blobs = await pickles.result()
+        async with self.lock:
+            for (tp, state, offset, event), blob in zip(saving, blobs, strict=True):
+                if self.states.get(tp) is state:  # else revoked meanwhile: not ours to write
+                    self.store.write(state, offset, blob, event)
+        await self.app.producer.flush()
+        # a save's cost: pickling and sending, shared among the states saved by their size
+        spent = time.monotonic() - started
+        self.metrics.checkpoint_seconds.labels("saved").observe(spent)
+        async with self.lock:
+            total = max(1, sum(map(len, blobs)))
+            for (tp, state, offset, _), blob in zip(saving, blobs, strict=True):
+                if self.states.get(tp) is state:
+                    self.save_seconds[tp] = spent * len(blob) / total
+                    self.checkpointed[tp] = offset
             await self._ack()
 
     def _paused(self) -> bool:

@@ -1,0 +1,56 @@
+"""Checkpoint pickles made by a forked child (``streams.agents.forked``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import threading
+
+import pytest
+
+from streams.agents.forked import ForkedPickles
+
+
+def test_the_pickles_hold_the_objects_as_they_were_at_the_fork() -> None:
+    counts = {i: i * i for i in range(50_000)}
+    big = list(range(300_000))
+
+    async def run() -> list[bytes]:
+        pickles = ForkedPickles([counts, big])
+        assert pickles.pid is not None and pickles.pid != os.getpid()
+        counts[-1] = 1  # the parent goes on; the child saw the objects before this
+        big.clear()
+        return await pickles.result()
+
+    blobs = asyncio.run(run())
+    assert pickle.loads(blobs[0]) == {i: i * i for i in range(50_000)}
+    assert pickle.loads(blobs[1]) == list(range(300_000))
+
+
+def test_a_child_that_cannot_pickle_fails_the_checkpoint_with_its_traceback(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    async def run() -> list[bytes]:
+        return await ForkedPickles([{"fine": 1}, {"lock": threading.Lock()}]).result()
+
+    with pytest.raises(RuntimeError, match=r"exit status 1, 1 of 2 pickles"):
+        asyncio.run(run())
+    assert "cannot pickle '_thread.lock' object" in capfd.readouterr().err
+
+
+def test_where_fork_is_refused_the_objects_are_pickled_in_process(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse() -> int:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(os, "fork", refuse)
+    state = {"a": [1, 2, 3]}
+    with caplog.at_level(logging.WARNING):
+        pickles = ForkedPickles([state])
+    state["a"].append(4)
+    assert pickles.pid is None
+    assert [pickle.loads(b) for b in asyncio.run(pickles.result())] == [{"a": [1, 2, 3]}]
+    assert "cannot fork to pickle" in caplog.text
