@@ -13,23 +13,26 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from streams import kafka_clients
 from streams.config import Settings
 from streams.errors import RapportError
 
+EXIT_CRASHED = 70  # EX_SOFTWARE: a part of the worker failed (its log says which and why)
 
-def stop_watchdog(seconds: float) -> None:
+
+def stop_watchdog(seconds: float, code: Callable[[], int] = lambda: 0) -> None:
     """End the process if it is still here ``seconds`` from now (a stop that hangs). Exit code
-    0: what was not acknowledged is replayed at the next start, nothing is lost."""
+    ``code()``, 0 unless the worker crashed: what was not acknowledged is replayed at the next
+    start, nothing is lost."""
 
     def give_up() -> None:
         print(f"rapport worker: the stop did not finish in {seconds:g} s (Faust waits for "
               "messages no agent will take); exiting, the next start replays what was not "
               "acknowledged", file=sys.stderr, flush=True)  # fmt: skip
-        os._exit(0)
+        os._exit(code())
 
     timer = threading.Timer(seconds, give_up)
     timer.daemon = True
@@ -41,7 +44,9 @@ def group_id(settings: Settings) -> str:
 
 
 def run_foreground(settings: Settings, loglevel: str = "info") -> None:
-    """Build the app, install the agents and run until SIGTERM/SIGINT."""
+    """Build the app, install the agents and run until SIGTERM/SIGINT, or until a part fails:
+    then stop (crash-only) and exit with ``EXIT_CRASHED``, for a supervisor (systemd, Compose's
+    restart policy, Kubernetes) to start it again from the last checkpoints."""
     from faust.worker import Worker
 
     from sinks.backends import connect
@@ -54,7 +59,16 @@ def run_foreground(settings: Settings, loglevel: str = "info") -> None:
     app = create_app(settings)
     backend = connect(settings.clickhouse_target)
     migrate(backend, settings.clickhouse.cluster or None)
-    changelog = agents.install(app, settings, backend).store.table.changelog_topic
+    crashed: list[str] = []
+
+    def crash(reason: str) -> None:
+        if not crashed:
+            crashed.append(reason)
+            print(f"rapport worker: {reason}; stopping, exit status {EXIT_CRASHED}: the "
+                  "next start resumes from the last checkpoints", file=sys.stderr, flush=True)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    changelog = agents.install(app, settings, backend, crash).store.table.changelog_topic
     ensure_changelog(settings, changelog.get_topic_name(), dict(changelog.config or {}))
     web.install(app, settings, backend)
     log_format = settings.worker.log_format
@@ -65,7 +79,7 @@ def run_foreground(settings: Settings, loglevel: str = "info") -> None:
 
         def _schedule_shutdown(self, sig: signal.Signals) -> None:
             if not self._signal_stop_time:
-                stop_watchdog(stop_seconds)
+                stop_watchdog(stop_seconds, lambda: EXIT_CRASHED if crashed else 0)
             super()._schedule_shutdown(sig)
 
     code = 0
@@ -79,6 +93,8 @@ def run_foreground(settings: Settings, loglevel: str = "info") -> None:
         code = exc.code if isinstance(exc.code, int) else 1
     finally:
         backend.close()
+    if crashed:
+        code = EXIT_CRASHED
     # Leave without running native libraries' exit-time destructors: chDB's can crash when
     # client threads (Kafka, aiohttp) are still winding down, turning a clean stop into SIGSEGV.
     sys.stdout.flush()

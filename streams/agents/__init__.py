@@ -3,6 +3,8 @@ analytics core and the sinks)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import faust
@@ -12,6 +14,8 @@ from streams.agents.deliveries import shorten_fetch_wait, take_over_gaps
 from streams.agents.pipeline import Pipeline
 from streams.config import Settings
 from streams.logs import dump_tasks_on_sigusr1
+
+log = logging.getLogger(__name__)
 
 
 def consumer_state(app: faust.App) -> str:
@@ -25,10 +29,15 @@ def consumer_state(app: faust.App) -> str:
     )
 
 
-def install(app: faust.App, settings: Settings, backend: Backend) -> Pipeline:
+def install(
+    app: faust.App, settings: Settings, backend: Backend, crash: Callable[[str], None]
+) -> Pipeline:
     """Agents for the interactions, by-actor and snapshots topics, the broadcast reader (every
     snapshot, see ``broadcast``), the checkpoint timer and the rebalance hook, all
-    sharing one ``Pipeline``."""
+    sharing one ``Pipeline``. Crash-only: when any of them fails, ``crash`` is told why and
+    the pipeline stops taking input and saving state (a batch that failed half-way may have
+    left an engine half-updated); nothing past the last checkpoint was acknowledged, so the
+    next start resumes from there."""
     pipeline = Pipeline(app, settings, backend)
     take_over_gaps(app.consumer)
     shorten_fetch_wait(app.consumer, settings.worker.fetch_wait_ms)
@@ -38,36 +47,52 @@ def install(app: faust.App, settings: Settings, backend: Backend) -> Pipeline:
         return app.topic(settings.topic(name), key_type=bytes, value_type=bytes,
                          key_serializer="raw", value_serializer="raw")  # fmt: skip
 
+    async def crash_only(what: str, work: Awaitable[None]) -> None:
+        try:
+            await work
+        except Exception as exc:
+            pipeline.failed = f"{what} failed: {type(exc).__name__}: {exc}"
+            log.critical("%s", pipeline.failed, exc_info=exc)
+            crash(pipeline.failed)
+            raise
+
+    async def consume(
+        stream: faust.StreamT,
+        topic: str,
+        handle: Callable[[Sequence[faust.types.EventT]], Awaitable[None]],
+    ) -> None:
+        pipeline.streams[settings.topic(topic)] = stream
+
+        async def take_all() -> None:
+            # noack_take: acks are the pipeline's to give (take would ack even when a store fails)
+            async for events in cast(faust.Stream, stream).noack_take(take, within):
+                await handle(events)
+
+        await crash_only(f"the agent reading {topic}", take_all())
+
     @app.agent(raw_topic("interactions"), name="interactions")
     async def interactions(stream: faust.StreamT) -> None:
-        pipeline.streams[settings.topic("interactions")] = stream
-        # noack_take: acks are the pipeline's to give (take would ack even when a store fails)
-        async for events in cast(faust.Stream, stream).noack_take(take, within):
-            await pipeline.interactions(events)
+        await consume(stream, "interactions", pipeline.interactions)
 
     @app.agent(raw_topic("by-actor"), name="actors")
     async def actors(stream: faust.StreamT) -> None:
-        pipeline.streams[settings.topic("by-actor")] = stream
-        async for events in cast(faust.Stream, stream).noack_take(take, within):
-            await pipeline.actors(events)
+        await consume(stream, "by-actor", pipeline.actors)
 
     @app.agent(raw_topic("snapshots"), name="snapshots")
     async def snapshots(stream: faust.StreamT) -> None:
-        pipeline.streams[settings.topic("snapshots")] = stream
-        async for events in cast(faust.Stream, stream).noack_take(take, within):
-            await pipeline.snapshots(events)
+        await consume(stream, "snapshots", pipeline.snapshots)
 
     @app.task
     async def read_broadcast() -> None:
         dump_tasks_on_sigusr1(lambda: consumer_state(app))
         try:
-            await pipeline.broadcast.run()
+            await crash_only("the snapshot broadcast", pipeline.broadcast.run())
         finally:
             await pipeline.close()
 
     @app.timer(settings.worker.batch_seconds)
     async def checkpoint_when_due() -> None:
-        await pipeline.maybe_checkpoint()
+        await crash_only("a checkpoint", pipeline.maybe_checkpoint())
         await pipeline.rewind_stalled()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]

@@ -132,6 +132,8 @@ class Pipeline:
         self.streams: dict[str, faust.StreamT] = {}
         self.lock = asyncio.Lock()
         self.last_input = time.monotonic()  # when an agent last finished a batch of input
+        # why the worker is crashing (a part failed): nothing more is taken, saved or acked
+        self.failed: str | None = None
         self.heap = FrozenHeap(settings.worker.gc_full_seconds)
         self.metrics = metrics.watch(self)
         self.writer = Writer(
@@ -144,6 +146,8 @@ class Pipeline:
 
     async def interactions(self, events: Sequence[faust.types.EventT]) -> None:
         """Decode, store raw and fold into the engines one batch of interaction messages."""
+        if self.failed:
+            return
         await self.broadcast.sync()  # snapshots published before these events count for them
         async with self.lock:
             now_ms = time.time_ns() // 1_000_000
@@ -197,6 +201,8 @@ class Pipeline:
     async def snapshots(self, events: Sequence[faust.types.EventT]) -> None:
         """Store account snapshots as profiles and raise profile alerts (R8); the engines get
         their follower counts from the broadcast."""
+        if self.failed:
+            return
         async with self.lock:
             now_ms = time.time_ns() // 1_000_000
             bounds = self.config.tier_bounds
@@ -218,6 +224,8 @@ class Pipeline:
 
     async def actors(self, events: Sequence[faust.types.EventT]) -> None:
         """Run the spam rules over one batch of the by-actor topic (see ``core.actors``)."""
+        if self.failed:
+            return
         async with self.lock:
             for p, part in _by_partition(events).items():
                 state = self._state(self.by_actor_topic, p, part[0])
@@ -416,7 +424,7 @@ class Pipeline:
     async def maybe_checkpoint(self) -> None:
         """Checkpoint when a state is due, or everything when input paused (the timer's call:
         one checkpoint at a time)."""
-        if self.unacked and (self._paused() or self._due()):
+        if self.unacked and not self.failed and (self._paused() or self._due()):
             await self.checkpoint()
 
     async def checkpoint(self) -> None:
@@ -429,6 +437,8 @@ class Pipeline:
         saving takes at most ``checkpoint_budget`` of the time (see ``_due``).
         """
         async with self.lock:
+            if self.failed:
+                return
             due = sorted(self.changed) if self._paused() else self._due()
             for tp in due:
                 state = self.states[tp]
@@ -445,6 +455,8 @@ class Pipeline:
             self.metrics.checkpoint_seconds.labels("held").observe(time.monotonic() - started)
         blobs = await pickles.result()
         async with self.lock:
+            if self.failed:  # an engine may be half-updated since: write nothing, ack nothing
+                return
             for (tp, state, offset, event), blob in zip(saving, blobs, strict=True):
                 if self.states.get(tp) is state:  # else revoked meanwhile: not ours to write
                     self.store.write(state, offset, blob, event)
@@ -453,6 +465,8 @@ class Pipeline:
         spent = time.monotonic() - started
         self.metrics.checkpoint_seconds.labels("saved").observe(spent)
         async with self.lock:
+            if self.failed:
+                return
             total = max(1, sum(map(len, blobs)))
             for (tp, state, offset, _), blob in zip(saving, blobs, strict=True):
                 if self.states.get(tp) is state:
