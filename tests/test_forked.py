@@ -1,4 +1,5 @@
-"""Checkpoint pickles made by a forked child (``streams.agents.forked``)."""
+"""Checkpoint bytes: made by a forked child (``streams.agents.forked``), compressed
+(``streams.agents.checkpoints``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import threading
 
 import pytest
 
+from streams.agents.checkpoints import CODEC, dump_state, load_state
 from streams.agents.forked import ForkedPickles
 
 
@@ -54,3 +56,18 @@ def test_where_fork_is_refused_the_objects_are_pickled_in_process(
     assert pickles.pid is None
     assert [pickle.loads(b) for b in asyncio.run(pickles.result())] == [{"a": [1, 2, 3]}]
     assert "cannot fork to pickle" in caplog.text
+
+
+def test_checkpoint_bytes_are_compressed_and_older_plain_pickles_still_load() -> None:
+    state = {"counts": list(range(100_000)), "names": ["account"] * 10_000}
+    blob = dump_state(state)
+    plain = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    assert len(blob) < 0.8 * len(plain)
+    assert load_state(blob, CODEC) == state
+    assert load_state(plain, None) == state  # a manifest without a codec: written before
+
+
+def test_a_forked_child_dumps_with_the_given_function() -> None:
+    state = {"a": list(range(1000))}
+    (blob,) = asyncio.run(ForkedPickles([state], dump_state).result())
+    assert load_state(blob, CODEC) == state

@@ -10,7 +10,7 @@ from typing import Any, cast
 import faust
 
 from sinks.backends import Backend
-from streams.agents.deliveries import shorten_fetch_wait, take_over_gaps
+from streams.agents.deliveries import settle_before_waiting, shorten_fetch_wait, take_over_gaps
 from streams.agents.pipeline import Pipeline
 from streams.config import Settings
 from streams.logs import dump_tasks_on_sigusr1
@@ -41,6 +41,7 @@ def install(
     pipeline = Pipeline(app, settings, backend)
     take_over_gaps(app.consumer)
     shorten_fetch_wait(app.consumer, settings.worker.fetch_wait_ms)
+    settle_before_waiting(app.consumer, pipeline.settle)
     take, within = settings.worker.take_messages, settings.worker.take_seconds
 
     def raw_topic(name: str) -> Any:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from streams.config import Settings
@@ -158,6 +158,22 @@ def shorten_fetch_wait(consumer: Any, wait_ms: int) -> None:
         return aiokafka_consumer
 
     thread._create_worker_consumer = created
+
+
+def settle_before_waiting(consumer: Any, settle: Callable[[], Awaitable[None]]) -> None:
+    """Let ``settle`` acknowledge what it can before the consumer waits for acknowledgements.
+
+    Faust's stop and its rebalances wait (``wait_empty``) until every message delivered to an
+    agent is acknowledged. The pipeline acknowledges at checkpoints, whose timer has stopped
+    once the app stops: a stop waited for ``worker.stop_timeout_seconds`` and the next start
+    replayed the unacknowledged tail."""
+    wait = consumer.wait_empty
+
+    async def wait_empty() -> None:
+        await settle()
+        await wait()
+
+    consumer.wait_empty = wait_empty
 
 
 def let_commits_pass(consumer: Any, tp: Any, first: int, end: int) -> None:

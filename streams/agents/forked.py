@@ -7,6 +7,7 @@ objects exactly as they were at the fork, pickles them on another core and strea
 back through a pipe while the worker goes on with new input. A child that fails exits non-zero
 with its traceback on the worker's stderr, and ``result`` raises. Where the system refuses the
 fork (no ``os.fork``, or no memory to map the copy) the objects are pickled in-process.
+``dump`` makes an object's bytes (default: its pickle; checkpoints also compress them).
 """
 
 from __future__ import annotations
@@ -18,20 +19,27 @@ import os
 import pickle
 import signal
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 log = logging.getLogger(__name__)
 _SIZE = 8  # bytes of the length before each pickle in the pipe
+Dump = Callable[[object], bytes]
+
+
+def pickled(obj: object) -> bytes:
+    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 class ForkedPickles:
     """``objects`` pickled as they are at construction, by a child process when possible."""
 
-    def __init__(self, objects: Sequence[object]) -> None:
+    def __init__(self, objects: Sequence[object], dump: Dump = pickled) -> None:
         self.count = len(objects)
         self.pid: int | None = None
-        self.done: list[bytes] | None = None
+        self.done: list[bytes] | None = [] if not objects else None
+        if not objects:
+            return
         read, write = os.pipe()
         try:
             pid = os.fork()
@@ -39,11 +47,11 @@ class ForkedPickles:
             os.close(read)
             os.close(write)
             log.warning("cannot fork to pickle (%s); pickling on the event loop", exc)
-            self.done = [pickle.dumps(o, protocol=pickle.HIGHEST_PROTOCOL) for o in objects]
+            self.done = [dump(o) for o in objects]
             return
         if pid == 0:
             os.close(read)
-            _child(objects, write)
+            _child(objects, dump, write)
         os.close(write)
         self.pid, self.fd = pid, read
 
@@ -55,7 +63,7 @@ class ForkedPickles:
         return self.done
 
 
-def _child(objects: Sequence[object], fd: int) -> NoReturn:
+def _child(objects: Sequence[object], dump: Dump, fd: int) -> NoReturn:
     """Pickle and write; never return into the parent's code (``os._exit``: no cleanup, no
     flush of buffers inherited from the parent)."""
     code = 1
@@ -66,7 +74,7 @@ def _child(objects: Sequence[object], fd: int) -> NoReturn:
             signal.signal(sig, signal.SIG_DFL)
         with open(fd, "wb") as out:
             for obj in objects:
-                blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+                blob = dump(obj)
                 out.write(len(blob).to_bytes(_SIZE, "big"))
                 out.write(blob)
         code = 0

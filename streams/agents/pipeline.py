@@ -44,7 +44,7 @@ from sinks.writer import BackpressureError, DeadLetter, SinkDown, Writer
 from streams import logs, metrics
 from streams.agents import by_actor
 from streams.agents.broadcast import Broadcast
-from streams.agents.checkpoints import EngineStore, State
+from streams.agents.checkpoints import EngineStore, State, dump_state
 from streams.agents.deliveries import Delivery, DeliveryCheck, Record, Refill, let_commits_pass
 from streams.agents.forked import ForkedPickles
 from streams.agents.heap import FrozenHeap
@@ -422,13 +422,27 @@ class Pipeline:
     # --- checkpoints ---
 
     async def maybe_checkpoint(self) -> None:
-        """Checkpoint when a state is due, or everything when input paused (the timer's call:
-        one checkpoint at a time)."""
+        """Checkpoint when a state is due, or everything when input paused (the timer's call)."""
         if self.unacked and not self.failed and (self._paused() or self._due()):
             await self.checkpoint()
 
-    async def checkpoint(self) -> None:
-        """Save the states due (all of them when input paused), then acknowledge what is safe.
+    async def settle(self) -> None:
+        """Save every changed state and acknowledge all that is taken, while agents finish the
+        batches they had taken (up to half of ``worker.stop_timeout_seconds``): before Faust's
+        stop or a rebalance waits for every message to be acknowledged (``deliveries``)."""
+        w = self.settings.worker
+        deadline = time.monotonic() + w.stop_timeout_seconds / 2
+        while not self.failed and time.monotonic() < deadline:
+            if self.unacked:
+                await self.checkpoint(everything=True)
+            elif time.monotonic() - self.last_delivery > 2 * w.take_seconds:
+                return
+            else:
+                await asyncio.sleep(w.take_seconds / 2)
+
+    async def checkpoint(self, everything: bool = False) -> None:
+        """Save the states due (all of them when input paused, or with ``everything``), then
+        acknowledge what is safe.
 
         The event loop is held only to emit open windows, store buffered rows and fork: a child
         process pickles the states as they were at the fork (``forked``) while the agents go on;
@@ -439,7 +453,7 @@ class Pipeline:
         async with self.lock:
             if self.failed:
                 return
-            due = sorted(self.changed) if self._paused() else self._due()
+            due = sorted(self.changed) if everything or self._paused() else self._due()
             for tp in due:
                 state = self.states[tp]
                 if isinstance(state, PartitionEngine):
@@ -448,7 +462,7 @@ class Pipeline:
             started = time.monotonic()
             saving = [(tp, self.states[tp], self.states[tp].offset, self.any_event[tp])
                       for tp in due]  # fmt: skip
-            pickles = ForkedPickles([state for _, state, _, _ in saving])
+            pickles = ForkedPickles([state for _, state, _, _ in saving], dump_state)
             self.changed.difference_update(due)  # what changes from now on is the next save's
             for tp in due:
                 self.saved_at[tp] = started
