@@ -121,9 +121,17 @@ class ReorderBuffer:
     def __init__(self, reorder_ms: int = REORDER_MS) -> None:
         self.reorder_ms = reorder_ms
         self._held: dict[int, list[Event]] = {}  # partition -> events, sorted by (ts, event_id)
+        self._held_ts: dict[int, I64] = {}  # their times (derived: not pickled)
         self.stream_time: dict[int, int] = {}
         self._released: dict[int, tuple[int, str]] = {}  # partition -> last released key
         self.stragglers = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_held_ts"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._held_ts = {p: _times(h) for p, h in self._held.items()}
 
     def __len__(self) -> int:
         return sum(len(h) for h in self._held.values())
@@ -134,34 +142,53 @@ class ReorderBuffer:
 
     def push_messages(self, messages: Sequence[Sequence[Event]], partition: int = 0) -> list[Event]:
         """Add several messages' events (in arrival order); return those now due, in order:
-        what each message released, one message after the other, each in (ts, event_id) order."""
-        held = self._held.get(partition, [])
+        what each message released, one message after the other, each in (ts, event_id) order.
+
+        Costs what arrives and leaves, not what is held: the held events are sorted, so those
+        due are a prefix, and new events that sort after them are appended (a live stream's
+        two minutes of held events were re-read and re-sorted at every small batch)."""
         lens = np.fromiter(map(len, messages), np.int64, len(messages))
         if not lens.sum():
             return []
-        events = held + [e for m in messages for e in m]
-        ts = np.fromiter(map(_TS, events), np.int64, len(events))
-        msg = np.concatenate((np.zeros(len(held), np.int64),
-                              np.repeat(np.arange(len(messages)), lens)))
-        new_ts = ts[len(held):]
+        held = self._held.get(partition, [])
+        held_ts = self._held_ts.get(partition, np.zeros(0, np.int64))
+        new = [e for m in messages for e in m]
+        new_ts = _times(new)
+        msg = np.repeat(np.arange(len(messages)), lens)
         st0 = self.stream_time.get(partition, NO_TIME)
         # stream time after each message (a message without events leaves it unchanged)
         top = np.full(len(messages), st0, np.int64)
-        np.maximum.at(top, msg[len(held):], new_ts)
+        np.maximum.at(top, msg, new_ts)
         st = np.maximum.accumulate(top)
         self.stream_time[partition] = int(st[-1])
-        due = np.maximum(msg, np.searchsorted(st - self.reorder_ms, ts, "left"))
-        out_rows = np.flatnonzero(due < len(messages))
-        keep_rows = np.flatnonzero(due >= len(messages))
-        self._held[partition] = _sorted_rows(events, ts, keep_rows, None)
-        if not len(out_rows):
+        edges = st - self.reorder_ms
+        k = int(np.searchsorted(held_ts, edges[-1], "right"))  # held events now due
+        new_due = np.maximum(msg, np.searchsorted(edges, new_ts, "left"))
+        going = np.flatnonzero(new_due < len(messages))
+        staying = np.flatnonzero(new_due >= len(messages))
+        leaving, rest_ts = held[:k], held_ts[k:]
+        del held[:k]  # in place: no copy of what stays
+        if len(staying):
+            stay = _sorted_rows(new, new_ts, staying, None)
+            interleaved = bool(held) and _order(stay[0]) <= _order(held[-1])
+            held.extend(stay)
+            rest_ts = np.concatenate((rest_ts, np.sort(new_ts[staying])))  # aligned with held
+            if interleaved:  # sort them all
+                held = _sorted_rows(held, rest_ts, np.arange(len(held)), None)
+                rest_ts = np.sort(rest_ts)
+        self._held[partition], self._held_ts[partition] = held, rest_ts
+        if not k and not len(going):
             return []
-        out = _sorted_rows(events, ts, out_rows, due)
+        out_ts = np.concatenate((held_ts[:k], new_ts[going]))
+        due = np.concatenate((np.searchsorted(edges, held_ts[:k], "left"), new_due[going]))
+        out = _sorted_rows(leaving + [new[i] for i in going.tolist()], out_ts,
+                           np.arange(len(out_ts)), due)  # fmt: skip
         self._count_stragglers(partition, out)
         return out
 
     def flush(self, partition: int = 0) -> list[Event]:
         """Release everything held for ``partition`` (end of its input)."""
+        self._held_ts.pop(partition, None)
         out = self._held.pop(partition, [])
         if out:
             self._count_stragglers(partition, out)
@@ -181,6 +208,10 @@ class ReorderBuffer:
         if last is not None:
             self.stragglers += sum(1 for k in keys if k < last)
         self._released[partition] = max(keys) if last is None else max(last, max(keys))
+
+
+def _times(events: Sequence[Event]) -> I64:
+    return np.fromiter(map(_TS, events), np.int64, len(events))
 
 
 def _sorted_rows(events: list[Event], ts: I64, rows: I64, group: I64 | None) -> list[Event]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
 import random
+
+import pytest
 
 from streams.core import (
     DAY_MS,
@@ -14,7 +17,10 @@ from streams.core import (
     window_bounds,
     window_start,
 )
+from streams.core.windows import NO_TIME
 from tests.core.helpers import MIN, T0, ev
+
+SEC = 1000
 
 
 def test_windows_are_epoch_aligned_half_open():
@@ -89,3 +95,33 @@ def test_reorder_buffer_never_drops_a_straggler():
     assert [e["event_id"] for e in out] == ["a"]
     out = buf.push([ev("old", "x", "y", T0 - HOUR_MS)])  # older than what already left
     assert [e["event_id"] for e in out] == ["old"] and buf.stragglers == 1
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_reorder_buffer_matches_its_definition_however_messages_are_grouped(seed: int):
+    # the definition, message by message: after each message, every held event with
+    # ts <= stream time - reorder leaves, in (ts, event_id) order
+    rng = random.Random(seed)
+    messages, t = [], T0
+    for m in range(600):
+        t += rng.randrange(0, 4 * SEC)
+        messages.append([ev(f"m{m}e{j}", "x", "y", t - rng.randrange(0, 90) * SEC)
+                         for j in range(rng.choice([0, 1, 3, 12]))])  # ties: whole seconds
+    key = lambda e: (e["ts"], e["event_id"])  # noqa: E731
+    want, held, st = [], [], NO_TIME
+    for m in messages:
+        st = max([st, *(e["ts"] for e in m)])
+        held += m
+        want += sorted((e for e in held if e["ts"] <= st - MIN), key=key)
+        held = [e for e in held if e["ts"] > st - MIN]
+    want += sorted(held, key=key)
+
+    buf, got, i = ReorderBuffer(reorder_ms=MIN), [], 0
+    while i < len(messages):
+        n = rng.choice([1, 2, 5, 40])
+        got += buf.push_messages(messages[i:i + n])
+        i += n
+        if rng.random() < 0.05:
+            buf = pickle.loads(pickle.dumps(buf))  # a checkpoint: the held times are rebuilt
+    got += buf.flush_all()
+    assert [e["event_id"] for e in got] == [e["event_id"] for e in want]

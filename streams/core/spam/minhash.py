@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from streams.core.batch import I64
+from streams.core.batch import I64, Bools
 
 U32 = npt.NDArray[np.uint32]
 U64 = npt.NDArray[np.uint64]
@@ -179,12 +179,15 @@ def near_duplicates(
     index_bands: U32,
     index_shingles: Sequence[U64],
     threshold: float,
+    alive: Bools | None = None,
 ) -> I64:
     """Indices of the index texts that are near-duplicates of one text: a band key in common
-    (LSH candidate) and exact bigram Jaccard ≥ ``threshold``."""
+    (LSH candidate) and exact bigram Jaccard ≥ ``threshold``; with ``alive``, only rows it
+    marks count."""
     if not len(shingle_set) or not len(index_bands):
         return np.zeros(0, np.int64)
-    cand = np.flatnonzero((index_bands == bands).any(axis=1))
+    match = (index_bands == bands).any(axis=1)
+    cand = np.flatnonzero(match if alive is None else match & alive)
     if not len(cand):
         return cand
     sim = jaccards(shingle_set, [index_shingles[i] for i in cand.tolist()])

@@ -13,6 +13,10 @@ It is about the actor's outbound rate: a popular account mentioned by many is no
 
 from __future__ import annotations
 
+import bisect
+from operator import itemgetter
+from typing import Any
+
 from streams.core.spam.alerts import Alert, AlertLog, Evidence
 from streams.core.spam.config import MINUTE_MS, SpamConfig
 from streams.core.spam.frame import Frame
@@ -24,7 +28,9 @@ ALERT_WINDOW_MS = HOUR_MS
 
 
 class Sender(Packed):
-    """One actor's addressing events: times and ids in the burst window, counts per clock hour."""
+    """One actor's addressing events: times and ids in the burst window, in (time, id) order
+    (so the window's edge is found by bisection, not by re-reading it at every event), counts
+    per clock hour."""
 
     __slots__ = ("top", "recent", "hours")
 
@@ -32,6 +38,22 @@ class Sender(Packed):
         self.top = NO_TIME
         self.recent: list[tuple[int, str]] = []
         self.hours: dict[int, int] = {}  # hour start -> addressing events
+
+    def __setstate__(self, state: Any) -> None:
+        super().__setstate__(state)
+        self.recent.sort()  # checkpoints before kept them in arrival order
+
+    def add(self, t: int, event_id: str) -> None:
+        entry = (t, event_id)
+        if not self.recent or entry >= self.recent[-1]:
+            self.recent.append(entry)
+        else:
+            bisect.insort(self.recent, entry)
+
+    def forget(self, edge: int) -> None:
+        """Drop the events at or before ``edge``."""
+        if self.recent and self.recent[0][0] <= edge:
+            del self.recent[: bisect.bisect_right(self.recent, edge, key=itemgetter(0))]
 
 
 class BurstRule:
@@ -66,12 +88,11 @@ class BurstRule:
                 first = window_start(s.top, HOUR_MS) - self.history_ms
                 for h in [h for h in s.hours if h < first]:
                     del s.hours[h]
-                s.recent = [r for r in s.recent if r[0] > s.top - self.window_ms]
+                s.forget(s.top - self.window_ms)
             s.hours[hour] = 1 if n is None else n + 1
-            s.recent.append((t, b.event_id[row]))
+            s.add(t, b.event_id[row])
             if len(s.recent) >= self.min_events:
-                edge = s.top - self.window_ms
-                s.recent = [r for r in s.recent if r[0] > edge]
+                s.forget(s.top - self.window_ms)
                 if len(s.recent) >= self.min_events and not self.log.raised_for(
                     RULE, actor, s.top, ALERT_WINDOW_MS
                 ):
@@ -89,7 +110,7 @@ class BurstRule:
         rate = c * self.per_hour
         if rate < self.min_ratio * average:
             return None
-        recent = sorted(s.recent)
+        recent = s.recent
         evidence = Evidence(
             {"events": c, "history": history, "history_hours": self.history_ms // HOUR_MS},
             tuple(e for _, e in recent[: self.samples]),

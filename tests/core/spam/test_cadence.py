@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 
+from streams.core.spam import SpamDetector
 from streams.core.windows import window_bounds
 from tests.core.helpers import DAY, HOUR, MIN, T0, ev
 from tests.core.spam.builders import names, only, posts, run, sends
@@ -77,6 +80,25 @@ def test_r7_burst_of_a_quiet_account() -> None:
     assert a.evidence.sample_event_ids == tuple(f"burst:{i}" for i in range(5))
     assert a.evidence.detail == ("events 30 >= 30 in 5 min; rate 360/h >= 20 x average 0.00/h")
     assert (a.first_seen, a.last_seen) == (T0 + 2 * HOUR, thirtieth)
+
+
+def test_r7_evidence_in_time_order_whatever_the_arrival_and_from_an_older_checkpoint() -> None:
+    stream = sends("burst", names("t", 40), T0 + 2 * HOUR, 8_000)
+    shuffled = [stream[i] for i in np.random.default_rng(4).permutation(40)]
+    config = only("R7", lateness_ms=10 * MIN)
+    (a,) = run(shuffled, config)
+    ids = [int(x.split(":")[1]) for x in a.evidence.sample_event_ids]
+    assert ids == sorted(ids) and a.first_seen == T0 + 2 * HOUR + ids[0] * 8_000
+
+    def resumed(reverse: bool) -> list[object]:
+        d = SpamDetector(config)
+        d.process(shuffled[:20])
+        if reverse:  # as a checkpoint of the time it kept them in arrival order
+            for sender in d.rules[0].actors.values():  # type: ignore[attr-defined]
+                sender.recent.reverse()
+        return pickle.loads(pickle.dumps(d)).process(shuffled[20:])
+
+    assert resumed(True) == resumed(False) == [a]
 
 
 def history(per_hour: int) -> list[dict[str, object]]:
