@@ -3,6 +3,7 @@ analytics core and the sinks)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
@@ -91,9 +92,16 @@ def install(
         finally:
             await pipeline.close()
 
+    saving: list[asyncio.Future[None]] = []
+
     @app.timer(settings.worker.batch_seconds)
     async def checkpoint_when_due() -> None:
-        await crash_only("a checkpoint", pipeline.maybe_checkpoint())
+        # a checkpoint can outlast the tick (the child pickles large states): one at a time,
+        # in the background, so that the timer keeps its beat
+        if not saving or saving[0].done():
+            task = asyncio.ensure_future(crash_only("a checkpoint", pipeline.maybe_checkpoint()))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # crash_only told
+            saving[:] = [task]
         await pipeline.rewind_stalled()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]

@@ -117,6 +117,7 @@ class Pipeline:
         self.checkpointed: dict[TopicPartition, int] = {}  # offset covered by saved state
         self.changed: set[TopicPartition] = set()  # states with input since their last save
         self.saved_at: dict[TopicPartition, float] = {}  # monotonic time of each state's save
+        self.changed_at: dict[TopicPartition, float] = {}  # ... and of its last change
         self.save_seconds: dict[TopicPartition, float] = {}  # how long its last save took
         self.any_event: dict[TopicPartition, faust.types.EventT] = {}  # for table context
         # follower counts by account, (ts, followers) oldest first, the newest few: what an
@@ -189,7 +190,7 @@ class Pipeline:
                 if messages:
                     out = engine.process(messages)
                     engine.offset = folded
-                    self.changed.add((self.interactions_topic, p))
+                    self._changed((self.interactions_topic, p))
                     await self._output(out)
                 self.any_event[(self.interactions_topic, p)] = part[-1]
             logs.partition.set(None)
@@ -248,7 +249,7 @@ class Pipeline:
                 if folded > state.offset:  # also past a dead letter alone: it gets acked
                     alerts = state.process(messages)
                     state.offset = folded
-                    self.changed.add((self.by_actor_topic, p))
+                    self._changed((self.by_actor_topic, p))
                     await self._output(Output(alerts=alerts))
                 self.any_event[(self.by_actor_topic, p)] = part[-1]
             self.unacked.extend(events)
@@ -283,7 +284,7 @@ class Pipeline:
                 del counts[:-KEEP_FOLLOWER_COUNTS]
         for engine in self.partition_engines():
             engine.observe_snapshots(snaps)
-            self.changed.add((engine.topic, engine.partition))
+            self._changed((engine.topic, engine.partition))
 
     async def _next_offset(self, tp: faust.types.TP) -> int:
         """The offset to take next: after the last one taken, else the committed one, else
@@ -488,6 +489,10 @@ class Pipeline:
                     self.checkpointed[tp] = offset
             await self._ack()
 
+    def _changed(self, tp: TopicPartition) -> None:
+        self.changed.add(tp)
+        self.changed_at[tp] = time.monotonic()
+
     def _paused(self) -> bool:
         return time.monotonic() - self.last_input >= self.settings.worker.batch_seconds
 
@@ -497,13 +502,17 @@ class Pipeline:
         A state's interval is ``checkpoint_seconds``, or longer for a state whose save takes
         long: its last save time (pickling and sending) × states / ``checkpoint_budget``, so
         all saves together take at most that share of the time (whole-state pickles grow with
-        the state)."""
+        the state). Not for an idle state (unchanged for ``batch_seconds``: its input ended or
+        paused): that costs one save, and what it covers is acknowledged without waiting out
+        the long interval."""
         w = self.settings.worker
         now, n = time.monotonic(), len(self.states)
 
         def interval(tp: TopicPartition) -> float:
-            cost = self.save_seconds.get(tp, 0.0)
-            return max(w.checkpoint_seconds, cost * n / w.checkpoint_budget)
+            if self.changed_at.get(tp, 0.0) <= now - w.batch_seconds:
+                return w.checkpoint_seconds
+            return max(w.checkpoint_seconds, self.save_seconds.get(tp, 0.0) * n
+                       / w.checkpoint_budget)  # fmt: skip
 
         return sorted((tp for tp in self.changed
                        if self.saved_at.get(tp, 0.0) <= now - interval(tp)),
@@ -554,6 +563,7 @@ class Pipeline:
                 self.checkpointed.pop(tp, None)
                 self.saved_at.pop(tp, None)
                 self.save_seconds.pop(tp, None)
+                self.changed_at.pop(tp, None)
 
 
 def _by_partition(events: Sequence[faust.types.EventT]) -> dict[int, list[faust.types.EventT]]:
