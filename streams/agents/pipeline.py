@@ -117,7 +117,6 @@ class Pipeline:
         self.checkpointed: dict[TopicPartition, int] = {}  # offset covered by saved state
         self.changed: set[TopicPartition] = set()  # states with input since their last save
         self.saved_at: dict[TopicPartition, float] = {}  # monotonic time of each state's save
-        self.changed_at: dict[TopicPartition, float] = {}  # ... and of its last change
         self.save_seconds: dict[TopicPartition, float] = {}  # how long its last save took
         self.any_event: dict[TopicPartition, faust.types.EventT] = {}  # for table context
         # follower counts by account, (ts, followers) oldest first, the newest few: what an
@@ -190,7 +189,7 @@ class Pipeline:
                 if messages:
                     out = engine.process(messages)
                     engine.offset = folded
-                    self._changed((self.interactions_topic, p))
+                    self.changed.add((self.interactions_topic, p))
                     await self._output(out)
                 self.any_event[(self.interactions_topic, p)] = part[-1]
             logs.partition.set(None)
@@ -249,7 +248,7 @@ class Pipeline:
                 if folded > state.offset:  # also past a dead letter alone: it gets acked
                     alerts = state.process(messages)
                     state.offset = folded
-                    self._changed((self.by_actor_topic, p))
+                    self.changed.add((self.by_actor_topic, p))
                     await self._output(Output(alerts=alerts))
                 self.any_event[(self.by_actor_topic, p)] = part[-1]
             self.unacked.extend(events)
@@ -284,7 +283,7 @@ class Pipeline:
                 del counts[:-KEEP_FOLLOWER_COUNTS]
         for engine in self.partition_engines():
             engine.observe_snapshots(snaps)
-            self._changed((engine.topic, engine.partition))
+            self.changed.add((engine.topic, engine.partition))
 
     async def _next_offset(self, tp: faust.types.TP) -> int:
         """The offset to take next: after the last one taken, else the committed one, else
@@ -436,10 +435,9 @@ class Pipeline:
         while not self.failed and time.monotonic() < deadline:
             if self.unacked:
                 await self.checkpoint(everything=True)
-            elif time.monotonic() - self.last_delivery > 2 * w.take_seconds:
+            if not self.unacked and time.monotonic() - self.last_delivery > 2 * w.take_seconds:
                 return
-            else:
-                await asyncio.sleep(w.take_seconds / 2)
+            await asyncio.sleep(w.take_seconds / 2)
 
     async def checkpoint(self, everything: bool = False) -> None:
         """Save the states due (all of them when input paused, or with ``everything``), then
@@ -489,10 +487,6 @@ class Pipeline:
                     self.checkpointed[tp] = offset
             await self._ack()
 
-    def _changed(self, tp: TopicPartition) -> None:
-        self.changed.add(tp)
-        self.changed_at[tp] = time.monotonic()
-
     def _paused(self) -> bool:
         return time.monotonic() - self.last_input >= self.settings.worker.batch_seconds
 
@@ -502,17 +496,13 @@ class Pipeline:
         A state's interval is ``checkpoint_seconds``, or longer for a state whose save takes
         long: its last save time (pickling and sending) × states / ``checkpoint_budget``, so
         all saves together take at most that share of the time (whole-state pickles grow with
-        the state). Not for an idle state (unchanged for ``batch_seconds``: its input ended or
-        paused): that costs one save, and what it covers is acknowledged without waiting out
-        the long interval."""
+        the state)."""
         w = self.settings.worker
         now, n = time.monotonic(), len(self.states)
 
         def interval(tp: TopicPartition) -> float:
-            if self.changed_at.get(tp, 0.0) <= now - w.batch_seconds:
-                return w.checkpoint_seconds
-            return max(w.checkpoint_seconds, self.save_seconds.get(tp, 0.0) * n
-                       / w.checkpoint_budget)  # fmt: skip
+            cost = self.save_seconds.get(tp, 0.0)
+            return max(w.checkpoint_seconds, cost * n / w.checkpoint_budget)
 
         return sorted((tp for tp in self.changed
                        if self.saved_at.get(tp, 0.0) <= now - interval(tp)),
@@ -563,7 +553,6 @@ class Pipeline:
                 self.checkpointed.pop(tp, None)
                 self.saved_at.pop(tp, None)
                 self.save_seconds.pop(tp, None)
-                self.changed_at.pop(tp, None)
 
 
 def _by_partition(events: Sequence[faust.types.EventT]) -> dict[int, list[faust.types.EventT]]:
