@@ -30,4 +30,6 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_interval=settings.worker.batch_seconds,
         broker_session_timeout=settings.worker.session_timeout_seconds,
         broker_heartbeat_interval=settings.worker.session_timeout_seconds / 5,
+        producer_linger=settings.worker.producer_linger_ms / 1000,
+        producer_max_batch_size=900 * 1024,  # under the broker's 1 MB; a by-actor message ≤ 512 KiB
     )

@@ -88,6 +88,9 @@ class WorkerSettings:
     take_messages: int = 100  # Kafka messages taken at a time (an envelope holds up to 500 events)
     take_seconds: float = 0.1  # ...or what arrived within this long (latency at low load)
     fetch_wait_ms: int = 100  # a fetch with no news returns after this long (Faust: 1,500)
+    # sends wait this long to share a produce request (by-actor, alerts, changelog): Faust's
+    # default 0 sent each in its own request, 11% of the worker in socket writes at 3k events/s
+    producer_linger_ms: float = 5.0
     checkpoint_seconds: float = 5.0  # analytics state saved (and input acknowledged) this often
     checkpoint_budget: float = 0.1  # ...or less often, so saving takes at most this share of time
     # a worker silent this long leaves the group and its partitions move (Faust's 60 s stalls

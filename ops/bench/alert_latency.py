@@ -1,10 +1,12 @@
 """Time from the event that completes a spam burst to its alert on the alerts topic.
 
 A live stream on the local Kafka: a fresh run (own topics, embedded chDB in a temporary
-directory, its own worker process), background traffic of ``--rate`` ordinary messages per
-second between 500 accounts (every partition busy, event time = wall clock), and every
+directory, its own worker process), background traffic of ``--rate`` events per second — the
+simulator's mix, as in ``pipeline_throughput.py`` (``--accounts`` accounts over two days,
+replayed in order with event time = wall clock; its own spammers included) — and every
 ``--every`` seconds a new spammer replying with one link to 12 strangers within about a second
-(rule R1 fires at the 10th distinct target). The latency of a burst is the wall time from
+(rule R1 fires at the 10th distinct target). To measure at half of the maximum load, take half
+the events/s that ``pipeline_throughput.py`` drains. The latency of a burst is the wall time from
 sending its 10th reply to the alert for that spammer being written to the alerts topic (the
 alert message's Kafka timestamp, set by the worker's producer: same clock, and independent of
 when this process gets round to reading it); printed as p50/p90/p99/max over ``--bursts``
@@ -12,14 +14,17 @@ bursts, with the background rate achieved.
 
     .venv/bin/rapport stack up   # Kafka on 127.0.0.1:9092
     .venv/bin/python ops/bench/alert_latency.py [--bursts 40] [--rate 2000] [--every 1.5]
+        [--accounts 16667] [--seed 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,30 +38,39 @@ import schemas  # noqa: E402
 from schemas import codec  # noqa: E402
 from streams import kafka_clients  # noqa: E402
 from streams.publish import partition_for  # noqa: E402
+from streams.simulate import simulate  # noqa: E402
 from streams.worker import WorkerProcess  # noqa: E402
 
 COMPLETING = 10  # R1: the 10th distinct target completes the burst
 
 
-WORDS = [f"w{i}" for i in range(2000)]
-
-
 def event(i: str, kind: str, actor: str, target: str, ts: int, urls: list[str]) -> dict[str, Any]:
-    """Ordinary texts differ (8 words of 2,000, by the event's hash); spam repeats one."""
-    h = hash(i)
-    text = " ".join(WORDS[(h >> (11 * k)) % 2000] for k in range(8)) if not urls else "deal"
     return {"event_id": i, "kind": kind, "actor": actor, "target": target, "ts": ts,
-            "in_reply_to": None, "conversation_id": None, "text": text, "urls": urls,
+            "in_reply_to": None, "conversation_id": None, "text": "deal", "urls": urls,
             "platform": "bench", "followers": None, "following": None, "posts": None}  # fmt: skip
+
+
+def background(accounts: int, seed: int) -> Iterator[dict[str, Any]]:
+    """The simulated network's events in order, again and again (ids made unique per round);
+    the caller sets their time."""
+    events = simulate(accounts, 2, seed).events
+    for round_ in itertools.count():
+        for e in events:
+            yield {**e, "event_id": f"{e['event_id']}~{round_}"} if round_ else dict(e)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bursts", type=int, default=40)
-    ap.add_argument("--rate", type=int, default=2000, help="background messages per second")
+    ap.add_argument("--rate", type=int, default=2000, help="background events per second")
+    ap.add_argument("--accounts", type=int, default=16_667,
+                    help="accounts of the simulated background network")  # fmt: skip
+    ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--every", type=float, default=1.5, help="seconds between bursts")
     args = ap.parse_args()
 
+    print(f"simulating {args.accounts:,} accounts for the background ...", file=sys.stderr)
+    traffic = background(args.accounts, args.seed)
     tmp, settings, env = bench_run("alert-latency")
     partitions = settings.kafka.partitions
     worker = WorkerProcess(settings, env, tmp / "worker.log").start()
@@ -93,7 +107,6 @@ def main() -> None:
     per_tick = max(1, int(args.rate * tick))
     completed: dict[str, float] = {}
     sent = 0
-    n = 0
     started = time.monotonic()
     print(f"warming up: worker {settings.kafka.topic_prefix}, background {args.rate}/s ...",
           file=sys.stderr)  # fmt: skip
@@ -104,12 +117,7 @@ def main() -> None:
             and time.time() - max(completed.values()) < 30
         ):
             now_ms = time.time_ns() // 1_000_000
-            batch = [
-                event(f"bg{n + i}", "MESSAGE", f"u{(n + i) % 500}", f"u{(n + i * 7 + 1) % 500}",
-                      now_ms, [])
-                for i in range(per_tick)
-            ]  # fmt: skip
-            n += per_tick
+            batch = [{**e, "ts": now_ms} for e in itertools.islice(traffic, per_tick)]
             send(batch)
             sent += len(batch)
             if len(completed) < args.bursts and time.monotonic() >= next_burst:

@@ -61,6 +61,16 @@ class AccountIndex:
             self.names.extend(names[i] for i in first[u >= n0].tolist())
         return ids
 
+    def __getstate__(self) -> list[str]:
+        return self.names  # the rest is derived: a checkpoint holds each name once
+
+    def __setstate__(self, state: Any) -> None:
+        if isinstance(state, tuple):  # (None, slots) of checkpoints before the names alone
+            state = state[1]["names"]
+        self.__init__()  # type: ignore[misc]
+        self.names = state
+        self.ids = {name: i for i, name in enumerate(state)}
+
     def names_of(self, ids: npt.ArrayLike) -> Objects:
         """Names of ``ids`` as an object array."""
         n = len(self.names)

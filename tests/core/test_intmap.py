@@ -49,3 +49,20 @@ def test_a_contact_memory_checkpointed_as_a_dict_loads() -> None:
     old = ContactMemory.__new__(ContactMemory)
     old.__setstate__({"horizon_ms": 10, "last": {3 << 32 | 4: 77}, "_expiry": None})
     assert old.last.lookup(np.array([3 << 32 | 4]), -1)[0].tolist() == [77] and len(old) == 1
+
+
+def test_pickles_keys_as_differences_and_loads_older_pickles() -> None:
+    rng = np.random.default_rng(3)
+    for dtype in (np.uint64, np.int64):
+        keys = rng.integers(-(1 << 62), 1 << 62, 5000).astype(dtype)
+        keys = np.unique(keys)
+        m = IntMap(dtype, np.int32)
+        m.update(keys, np.arange(len(keys), dtype=np.int32))
+        state = m.__getstate__()
+        assert (state["keys"] < 1 << 56).mean() > 0.99  # differences, not the keys
+        back = pickle.loads(pickle.dumps(m))
+        assert back.keys.dtype == dtype and (back.keys == m.keys).all()
+        assert back.lookup(keys, -1)[0].tolist() == list(range(len(keys)))
+        older = IntMap.__new__(IntMap)  # pickled before the differences: the keys themselves
+        older.__setstate__({**vars(m), "recent": {}})
+        assert (older.keys == m.keys).all()
