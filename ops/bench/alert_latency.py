@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_runs import bench_run  # noqa: E402
+from naive_faust import proc_figures  # noqa: E402
 
 import schemas  # noqa: E402
 from schemas import codec  # noqa: E402
@@ -74,6 +75,8 @@ def main() -> None:
     tmp, settings, env = bench_run("alert-latency")
     partitions = settings.kafka.partitions
     worker = WorkerProcess(settings, env, tmp / "worker.log").start()
+    assert worker.proc is not None
+    pid = worker.proc.pid
 
     arrived: dict[str, float] = {}
     stop = threading.Event()
@@ -110,7 +113,8 @@ def main() -> None:
     started = time.monotonic()
     print(f"warming up: worker {settings.kafka.topic_prefix}, background {args.rate}/s ...",
           file=sys.stderr)  # fmt: skip
-    next_burst = started + 20.0  # let the worker join its group and start consuming
+    next_burst = first_burst = started + 20.0  # let the worker join its group and start
+    cpu_at_start = 0.0
     try:
         while len(completed) < args.bursts or (
             len(arrived.keys() & completed.keys()) < len(completed)
@@ -122,6 +126,8 @@ def main() -> None:
             sent += len(batch)
             if len(completed) < args.bursts and time.monotonic() >= next_burst:
                 b = len(completed)
+                if not b:
+                    cpu_at_start = proc_figures(pid)[0]
                 spammer = f"spammer{b}"
                 for i in range(12):
                     reply = event(
@@ -139,6 +145,8 @@ def main() -> None:
             if not worker.alive():
                 raise SystemExit(f"the worker exited; see {worker.log}")
             time.sleep(max(0.0, tick - (time.monotonic() - started) % tick))
+        cpu = proc_figures(pid)[0] - cpu_at_start
+        busy = time.monotonic() - first_burst
     finally:
         stop.set()
         watcher.join(5)
@@ -146,6 +154,8 @@ def main() -> None:
         worker.stop()
     elapsed = time.monotonic() - started
     latencies = sorted(arrived[a] - t for a, t in completed.items() if a in arrived)
+    slowest = sorted(((arrived[a] - t, t - started - 20) for a, t in completed.items()
+                      if a in arrived), reverse=True)[:5]  # fmt: skip
     missing = len(completed) - len(latencies)
 
     def pct(q: float) -> float:
@@ -157,6 +167,10 @@ def main() -> None:
     if latencies:
         print(f"event → alert latency ms: p50 {pct(0.5):.0f}  p90 {pct(0.9):.0f}  "
               f"p99 {pct(0.99):.0f}  max {latencies[-1] * 1000:.0f}")  # fmt: skip
+        print("slowest (ms at s after the first burst): "
+              + ", ".join(f"{lat * 1000:.0f} at {at:.0f}" for lat, at in slowest))
+    print(f"worker CPU while bursts ran (its checkpoint children included): "
+          f"{cpu / busy:.0%} of a core")
 
 
 if __name__ == "__main__":

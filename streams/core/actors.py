@@ -20,8 +20,12 @@ link events): only the last carries the watermark, the one before says ``NO_NEWS
 watermark on the first, a consumer that takes the two in separate calls (Faust cuts its
 batches anywhere) would move the source on before the link events of the batch arrived, and
 judge them late, so the alerts would depend on where the batches were cut.
-Events can arrive twice (a replay re-sends what the crashed run had sent): repeated ids are
-dropped. Profile alerts (R8) come from snapshots, elsewhere. Pickled whole as its checkpoint.
+Events can arrive twice (a replay re-sends what the crashed run had sent, a file is published
+twice): repeated ids are dropped as they are released, remembered for the rules' lateness
+allowance only — an older repeat is late for the rules anyway (they judge the events released in
+the same order, against the same stream time), so remembering ids for days (the partition
+engines' horizon) would only grow the checkpoint. Profile alerts (R8) come from snapshots,
+elsewhere. Pickled whole as its checkpoint.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from __future__ import annotations
 import heapq
 import zlib
 from dataclasses import replace
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from streams.core.batch import AccountIndex
 from streams.core.dedupe import SeenIds
@@ -86,10 +90,12 @@ class ActorEngine:
         self.offset = -1  # last Kafka offset folded in: set by the caller, kept in checkpoints
         self.marks = [NO_TIME] * sources  # watermark per source partition
         self.lead_ms = config.spam.lateness_ms // 2  # how far ahead of the slowest source
+        self.released_dedupe = True  # repeats dropped on release (older checkpoints: arrival)
         self.held: list[tuple[int, str, Route, Event]] = []  # heap by (ts, event id)
         self.accounts = AccountIndex()
         enabled = set(config.spam.enabled) - {"R8"}
-        self.seen = {r: SeenIds(config.dedupe_ms) for r in ("actor", "link")}
+        late_ms = config.spam.lateness_ms
+        self.seen = {r: SeenIds(late_ms, max(1, late_ms)) for r in ("actor", "link")}
         self.detectors = {
             r: SpamDetector(replace(config.spam, enabled=tuple(sorted(rules))), self.accounts)
             for r, rules in (("actor", enabled - LINK_RULES), ("link", enabled & LINK_RULES))
@@ -103,7 +109,7 @@ class ActorEngine:
             # (from none yet, until the message that ends their batch: NO_NEWS is NO_TIME)
             resumed = mark == END and m.watermark != END and bool(m.events)
             self.marks[m.source] = m.watermark if resumed else max(mark, m.watermark)
-            for e in self.seen[m.route].fresh(m.events):
+            for e in m.events:
                 heapq.heappush(self.held, (e["ts"], e["event_id"], m.route, e))
         frontier = min(self.marks) + self.lead_ms
         due: dict[Route, list[Event]] = {"actor": [], "link": []}
@@ -113,8 +119,16 @@ class ActorEngine:
         alerts: list[Alert] = []
         for r, events in due.items():
             if events:
-                alerts.extend(self.detectors[r].process(events))
+                alerts.extend(self.detectors[r].process(self.seen[r].fresh(events)))
         return alerts
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "released_dedupe" not in state:  # repeats were dropped on arrival, for days: the
+            # held events are in those sets already, so start sets for dropping on release
+            late_ms = state["lead_ms"] * 2
+            state["seen"] = {r: SeenIds(late_ms, max(1, late_ms)) for r in ("actor", "link")}
+        state["released_dedupe"] = True
+        vars(self).update(state)
 
     def state_size(self) -> dict[str, int]:
         return {

@@ -137,3 +137,47 @@ def test_alerts_do_not_depend_on_where_the_consumer_cuts_a_batch_of_messages(
     assert late == 0
     assert {actor for _, rule, actor in whole if rule == "R2"} == {f"a{i}" for i in range(1, 6)}
     assert alerts([[m] for m in messages]) == (whole, 0)  # one message per call: the same
+
+
+def test_ids_are_remembered_for_the_lateness_only_and_a_late_replay_is_late(
+    config: EngineConfig, sim: Simulation
+) -> None:
+    """Repeats are dropped as they are released; one older than the lateness allowance is late
+    for the rules (so nothing is judged twice) and its id need not be kept."""
+    chunks = [sim.events[i : i + 500] for i in range(0, len(sim.events), 500)]
+
+    def messages(chunk: list[dict]) -> list[Routed]:
+        mark = max(e["ts"] for e in chunk)
+        return [Routed(r, 0, mark, evs) for (_, r), evs in route(chunk, 1).items()]
+
+    engine = ActorEngine(config, "by-actor", 0, sources=1)
+    first = [a.alert_id for c in chunks for a in engine.process(messages(c))]
+    late = sum(d.late for d in engine.detectors.values())
+    remembered = sum(map(len, engine.seen.values()))
+    window = [e for e in sim.events if e["ts"] > sim.events[-1]["ts"] - 2 * config.spam.lateness_ms]
+    assert first and remembered <= 2 * len(window) < len(sim.events) // 10
+    again = [a.alert_id for c in chunks[:5] for a in engine.process(messages(c))]
+    assert again == []
+    replayed = sum(len(c) for c in chunks[:5])
+    assert sum(d.late for d in engine.detectors.values()) == late + replayed + sum(
+        bool(e["urls"]) for c in chunks[:5] for e in c
+    )
+
+
+def test_an_engine_checkpointed_when_repeats_were_dropped_on_arrival_keeps_its_held_events(
+    config: EngineConfig,
+) -> None:
+    engine = ActorEngine(config, "by-actor", 0, sources=2)
+    event = {"event_id": "e1", "kind": "REPLY", "actor": "a", "target": "b", "ts": 1000,
+             "in_reply_to": None, "conversation_id": None, "text": "hi", "urls": [],
+             "platform": "t", "followers": None, "following": None, "posts": None}  # fmt: skip
+    engine.process([Routed("actor", 0, 1000, [event])])  # held: source 1 has said nothing
+    assert len(engine.held) == 1
+    state = dict(vars(engine))
+    del state["released_dedupe"]  # as an older worker pickled it, after its arrival-time sets
+    state["seen"]["actor"].fresh([event])  # had taken the id on arrival
+    older = ActorEngine.__new__(ActorEngine)
+    older.__setstate__(state)
+    older.process([Routed("actor", 1, END, []), Routed("actor", 0, END, [])])
+    assert len(older.held) == 0  # released, and judged: not taken for a repeat of itself
+    assert older.seen["actor"].repeats == 0 and len(older.seen["actor"]) == 1
