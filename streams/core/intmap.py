@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from streams.core.narrow import differences, narrow_above_min, summed
+
 MERGE_AT = 1 << 18
 Array = npt.NDArray[Any]
 
@@ -90,14 +92,18 @@ class IntMap:
 
     def __getstate__(self) -> dict[str, Any]:
         self.merge()  # changes nothing a reader sees: two arrays pickle fast, a dict does not
-        # the sorted keys as differences: small numbers whose high bytes are zero, which the
-        # checkpoint's byte-shuffled compression stores in next to nothing
-        keys = self.keys.view(np.uint64)
-        return {**vars(self), "keys": np.diff(keys, prepend=np.zeros(1, np.uint64)),
-                "key_dtype": self.keys.dtype.str}  # fmt: skip
+        # the sorted keys as differences, the values above their minimum in the narrowest
+        # unsigned type (times of a month fit 32 bits): compressed, a few bytes an entry
+        base, above = narrow_above_min(self.values)
+        return {**vars(self), "keys": differences(self.keys),
+                "key_dtype": self.keys.dtype.str, "values": above, "value_base": base,
+                "value_dtype": self.values.dtype.str}  # fmt: skip
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         dtype = state.pop("key_dtype", None)
         if dtype is not None:  # else written before the differences
-            state["keys"] = np.cumsum(state["keys"], dtype=np.uint64).view(dtype)
+            state["keys"] = summed(state["keys"], dtype)
+        if "value_base" in state:
+            dtype = np.dtype(state.pop("value_dtype"))
+            state["values"] = state["values"].astype(dtype) + dtype.type(state.pop("value_base"))
         vars(self).update(state)

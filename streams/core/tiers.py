@@ -11,11 +11,13 @@ import heapq
 import math
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from streams.core.batch import I64, AccountIndex, EventBatch, as_batch
+from streams.core.narrow import narrow
 from streams.core.windows import DAY_MS, HOUR_MS, NO_TIME, Event
 
 DEFAULT_FOLLOWER_BOUNDS: tuple[int, ...] = (100, 1_000, 10_000, 100_000, 1_000_000)
@@ -34,6 +36,14 @@ def follower_tiers(bounds: Sequence[int] = DEFAULT_FOLLOWER_BOUNDS) -> tuple[str
 def follower_tier(followers: int, bounds: Sequence[int] = DEFAULT_FOLLOWER_BOUNDS) -> str:
     """Tier of a follower count: T0 < bounds[0] ≤ T1 < bounds[1] … ≤ T<n>."""
     return f"T{bisect_right(bounds, followers)}"
+
+
+def _summed(parts: list[tuple[I64, I64]]) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """Parts of (distinct account ids, counts) as one, narrowed for a checkpoint."""
+    ids = np.concatenate([u for u, _ in parts])
+    uniq, at = np.unique(ids, return_inverse=True)
+    counts = np.bincount(at, np.concatenate([c for _, c in parts]), len(uniq)).astype(np.int64)
+    return narrow(uniq), narrow(counts)
 
 
 def _rank_codes(counts: npt.NDArray[np.int64], top_share: float, upper_share: float
@@ -106,6 +116,25 @@ class TierBook:
         self.pending: list[tuple[int, str, int]] = []  # heap of snapshots ahead of the stream
         self._held: set[tuple[int, str, int]] = set()  # the same, to hold each once
         self.stream_time = NO_TIME
+
+    def __getstate__(self) -> dict[str, Any]:
+        """``latest`` as columns: a tuple of two ints an account pickled to ~10 bytes."""
+        ts = np.fromiter((t for t, _ in self.latest.values()), np.int64, len(self.latest))
+        followers = np.fromiter((f for _, f in self.latest.values()), np.int64, len(self.latest))
+        # a bucket's parts (one per batch) summed into one: every reader adds them up
+        buckets = {s: [_summed(parts)] for s, parts in self.buckets.items()}
+        return {**vars(self), "latest": (list(self.latest), ts, narrow(followers)),
+                "buckets": buckets}  # fmt: skip
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["buckets"] = {s: [(u.astype(np.int64), c.astype(np.int64)) for u, c in parts]
+                            for s, parts in state["buckets"].items()}  # fmt: skip
+        latest = state["latest"]
+        if isinstance(latest, tuple):  # else a dict, from before the columns
+            names, ts, followers = latest
+            pairs = zip(ts.tolist(), followers.tolist(), strict=True)
+            state["latest"] = dict(zip(names, pairs, strict=True))
+        vars(self).update(state)
 
     def _follow(self, account: str, ts: int, followers: int) -> None:
         seen = self.latest.get(account)

@@ -20,6 +20,7 @@ from streams.core.engine import (
     EngineConfig,
     Output,
     PartitionEngine,
+    _WindowCounts,
 )
 from tests.core.helpers import HOUR, MIN, T0, ev
 
@@ -181,3 +182,16 @@ def test_a_pair_count_is_written_again_only_when_it_changed() -> None:
     restored = pickle.loads(pickle.dumps(engine))
     restored.process([[ev("d", "y", "z", T0 + 3 * MIN)], None])
     assert [r[2:5] for r in restored.emit_open().pair_counts] == [("y", "z", 2)]
+
+
+def test_window_counts_pickle_as_columns_and_load_from_dicts() -> None:
+    counts = _WindowCounts()
+    counts.add(3600, np.array([0, 0, 3600]), np.array([5 << 31 | 2, 1, 1]))
+    counts.add(3600, np.array([0]), np.array([1]))
+    assert "windows" not in counts.__getstate__()  # columns, not dicts
+    back = pickle.loads(pickle.dumps(counts))
+    assert back.windows == counts.windows and back.dirty == counts.dirty
+    older = _WindowCounts.__new__(_WindowCounts)  # as pickled before the columns
+    older.__setstate__({"windows": dict(counts.windows), "dirty": dict(counts.dirty)})
+    assert older.take(None, 0) == back.take(None, 0) == [
+        (3600, 0, [(1, 2), (5 << 31 | 2, 1)]), (3600, 3600, [(1, 1)])]

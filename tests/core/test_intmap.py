@@ -66,3 +66,19 @@ def test_pickles_keys_as_differences_and_loads_older_pickles() -> None:
         older = IntMap.__new__(IntMap)  # pickled before the differences: the keys themselves
         older.__setstate__({**vars(m), "recent": {}})
         assert (older.keys == m.keys).all()
+
+
+def test_values_are_pickled_above_their_minimum_in_the_narrowest_type() -> None:
+    times = IntMap()  # a month of millisecond times fits 32 bits above its first
+    t = np.array([1_767_000_000_000, 1_767_000_000_000 + 30 * 86_400_000, -5], np.int64)
+    times.update(np.array([1, 2, 3]), t)
+    state = times.__getstate__()
+    assert state["values"].dtype == np.uint64  # -5 .. 2026: the whole span
+    times.update(np.array([3]), t[:1])
+    assert times.__getstate__()["values"].dtype == np.uint32
+    back = pickle.loads(pickle.dumps(times))
+    assert back.values.dtype == np.int64 and back.lookup(np.array([2, 3]), 0)[0].tolist() == [
+        t[1], t[0]]
+    buckets = IntMap(np.uint64, np.int32)
+    buckets.update(np.array([7, 9], np.uint64), np.array([-(2**31), 2**31 - 1], np.int32))
+    assert pickle.loads(pickle.dumps(buckets)).values.tolist() == [-(2**31), 2**31 - 1]

@@ -12,6 +12,11 @@ those last messages).
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
+from streams.core.narrow import int_keyed, int_keyed_columns
 from streams.core.spam.alerts import Alert, AlertLog, Evidence
 from streams.core.spam.config import SpamConfig
 from streams.core.spam.frame import Frame
@@ -43,6 +48,22 @@ class PitchRule:
         self.conversations: dict[int, Conversation] = {}  # account << 32 | counterpart
         self.pitches: dict[str, TrailingSet] = {}  # actor -> counterparts pitched
         self._expiry = Expiry(max(self.gap_ms, self.window_ms))
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The conversations as columns, not a dict of tuples (~20 bytes an entry pickled)."""
+        keys, convs = int_keyed_columns(self.conversations)
+        tops, new, eids = zip(*convs, strict=True) if convs else ((), (), ())
+        columns = (keys, np.array(tops, np.int64), np.array(new, np.bool_), list(eids))
+        return {**vars(self), "conversations": columns}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        convs = state["conversations"]
+        if isinstance(convs, tuple):  # else a dict, from before the columns
+            keys, tops, new, eids = convs
+            state["conversations"] = int_keyed(
+                keys, zip(tops.tolist(), new.tolist(), eids, strict=True)
+            )
+        vars(self).update(state)
 
     def process(self, frame: Frame) -> list[Alert]:
         b, ts, urls = frame.batch, frame.ts_list, frame.urls

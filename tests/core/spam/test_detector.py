@@ -249,3 +249,16 @@ def test_event_batches_with_any_account_index() -> None:
     other = SpamDetector(only("R1")).process(EventBatch(stream, AccountIndex()))
     assert mine == other == run(stream, only("R1"))
     assert SpamDetector().process([]) == []
+
+
+def test_pitch_conversations_from_before_the_columns_load(whole: list[Any]) -> None:
+    d = SpamDetector()
+    half = len(STREAM) // 2
+    got = d.process(STREAM[:half])
+    (pitch,) = [r for r in d.rules if r.rule == "R5"]
+    assert pitch.conversations and isinstance(pitch.__getstate__()["conversations"], tuple)
+    older = dict(vars(pitch))  # what a worker before the columns pickled
+    vars(pitch).clear()
+    pitch.__setstate__(older)
+    d = pickle.loads(pickle.dumps(d))
+    assert got + d.process(STREAM[half:]) == whole
