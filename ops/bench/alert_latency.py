@@ -43,21 +43,22 @@ from streams.simulate import simulate  # noqa: E402
 from streams.worker import WorkerProcess  # noqa: E402
 
 COMPLETING = 10  # R1: the 10th distinct target completes the burst
+Event = dict[str, Any]
 
 
-def event(i: str, kind: str, actor: str, target: str, ts: int, urls: list[str]) -> dict[str, Any]:
+def event(i: str, kind: str, actor: str, target: str, ts: int, urls: list[str]) -> Event:
     return {"event_id": i, "kind": kind, "actor": actor, "target": target, "ts": ts,
             "in_reply_to": None, "conversation_id": None, "text": "deal", "urls": urls,
             "platform": "bench", "followers": None, "following": None, "posts": None}  # fmt: skip
 
 
-def background(accounts: int, seed: int) -> Iterator[dict[str, Any]]:
-    """The simulated network's events in order, again and again (ids made unique per round);
-    the caller sets their time."""
-    events = simulate(accounts, 2, seed).events
+def background(events: list[dict[str, Any]], partitions: int) -> Iterator[tuple[int, Event]]:
+    """(partition, event) of the simulated network's events in order, again and again (ids
+    made unique per round); the caller sets their time."""
+    parts = [partition_for(e["actor"], e["target"], partitions) for e in events]
     for round_ in itertools.count():
-        for e in events:
-            yield {**e, "event_id": f"{e['event_id']}~{round_}"} if round_ else dict(e)
+        for p, e in zip(parts, events, strict=True):
+            yield p, ({**e, "event_id": f"{e['event_id']}~{round_}"} if round_ else e)
 
 
 def main() -> None:
@@ -71,9 +72,10 @@ def main() -> None:
     args = ap.parse_args()
 
     print(f"simulating {args.accounts:,} accounts for the background ...", file=sys.stderr)
-    traffic = background(args.accounts, args.seed)
+    simulated = simulate(args.accounts, 2, args.seed).events
     tmp, settings, env = bench_run("alert-latency")
     partitions = settings.kafka.partitions
+    traffic = background(simulated, partitions)
     worker = WorkerProcess(settings, env, tmp / "worker.log").start()
     assert worker.proc is not None
     pid = worker.proc.pid
@@ -98,10 +100,13 @@ def main() -> None:
     topic = settings.topic("interactions")
     headers = schemas.kafka_headers(schemas.INTERACTION_BATCH)
 
-    def send(events: list[dict[str, Any]]) -> None:
-        by_part: dict[int, list[dict[str, Any]]] = {}
+    def send(events: list[Event]) -> None:
+        by_part: dict[int, list[Event]] = {}
         for e in events:
             by_part.setdefault(partition_for(e["actor"], e["target"], partitions), []).append(e)
+        send_parts(by_part)
+
+    def send_parts(by_part: dict[int, list[Event]]) -> None:
         for p, group in by_part.items():
             producer.send(topic, value=codec.encode_batch(group), headers=headers, partition=p)
         producer.flush()
@@ -121,9 +126,12 @@ def main() -> None:
             and time.time() - max(completed.values()) < 30
         ):
             now_ms = time.time_ns() // 1_000_000
-            batch = [{**e, "ts": now_ms} for e in itertools.islice(traffic, per_tick)]
-            send(batch)
-            sent += len(batch)
+            by_part: dict[int, list[Event]] = {}
+            for p, e in itertools.islice(traffic, per_tick):
+                e["ts"] = now_ms
+                by_part.setdefault(p, []).append(e)
+            send_parts(by_part)
+            sent += per_tick
             if len(completed) < args.bursts and time.monotonic() >= next_burst:
                 b = len(completed)
                 if not b:

@@ -16,7 +16,7 @@ _NARROWER = (np.int8, np.int16, np.int32)
 V = TypeVar("V")
 
 
-def narrow(a: npt.NDArray[np.int64]) -> npt.NDArray[np.signedinteger[Any]]:
+def narrow(a: npt.NDArray[np.signedinteger[Any]]) -> npt.NDArray[np.signedinteger[Any]]:
     """``a`` in the narrowest signed integer type that holds its values."""
     if not len(a):
         return a

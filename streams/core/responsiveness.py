@@ -558,13 +558,16 @@ class ResponsivenessAggregator(NarrowPickle):
         state = super().__getstate__()
         flat = self._counts.reshape(-1)
         at = np.flatnonzero(flat)
-        state["_counts"] = (self._counts.shape, narrow(at), flat[at])
+        # the cells' positions as gaps between them: small, narrowed to a byte or two
+        state["_counts"] = (self._counts.shape, narrow(np.diff(at, prepend=0)), narrow(flat[at]),
+                            "gaps")  # fmt: skip
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         packed = state["_counts"]
         if not isinstance(packed, np.ndarray):  # else a checkpoint from before the packing
-            shape, at, values = packed
+            shape, at, values, *gaps = packed  # no "gaps": positions (older checkpoints)
+            at = np.cumsum(at, dtype=np.int64) if gaps else at
             counts = np.zeros(shape, np.int32)
             counts.reshape(-1)[at] = values
             state["_counts"] = counts

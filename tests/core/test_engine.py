@@ -157,6 +157,11 @@ def test_a_checkpoint_carries_only_the_counts_that_are_not_zero() -> None:
     old = object.__new__(type(engine.agg))  # a checkpoint from before the packing: dense
     old.__setstate__(dict(vars(engine.agg)))
     assert (old._counts == dense).all()
+    at = np.flatnonzero(dense.reshape(-1))  # packed with positions, before the gaps
+    positions = {**engine.agg.__getstate__(), "_counts": (dense.shape, at, dense.reshape(-1)[at])}
+    older = object.__new__(type(engine.agg))
+    older.__setstate__(positions)
+    assert (older._counts == dense).all()
 
 
 def test_a_checkpoint_narrows_int64_arrays_and_restores_them_as_they_were() -> None:
