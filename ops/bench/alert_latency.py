@@ -24,6 +24,7 @@ import itertools
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,30 @@ def background(events: list[dict[str, Any]], partitions: int) -> Iterator[tuple[
     for round_ in itertools.count():
         for p, e in zip(parts, events, strict=True):
             yield p, ({**e, "event_id": f"{e['event_id']}~{round_}"} if round_ else e)
+
+
+# what holds the worker's event loop, from its /metrics: (count, seconds) summed over labels
+BLOCKING = {
+    "ClickHouse inserts": "rapport_clickhouse_insert_seconds",
+    "checkpoints, loop held": 'rapport_checkpoint_seconds{phase="held"}',
+}
+
+
+def scrape_sums(settings: Any, names: dict[str, str]) -> dict[str, tuple[float, float]]:
+    url = f"http://{settings.worker.web_host}:{settings.worker.web_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        lines = response.read().decode().splitlines()
+    out = {}
+    for label, metric in names.items():
+        name, _, want = metric.partition("{")
+        sums = [0.0, 0.0]
+        for line in lines:
+            for i, suffix in enumerate(("_count", "_sum")):
+                head, _, value = line.rpartition(" ")
+                if head.startswith(name + suffix) and want.rstrip("}") in head:
+                    sums[i] += float(value)
+        out[label] = (sums[0], sums[1])
+    return out
 
 
 def main() -> None:
@@ -112,10 +137,9 @@ def main() -> None:
         producer.flush()
 
     tick = 0.05
-    per_tick = max(1, int(args.rate * tick))
     completed: dict[str, float] = {}
     sent = 0
-    started = time.monotonic()
+    started, wall_started = time.monotonic(), time.time()
     print(f"warming up: worker {settings.kafka.topic_prefix}, background {args.rate}/s ...",
           file=sys.stderr)  # fmt: skip
     next_burst = first_burst = started + 20.0  # let the worker join its group and start
@@ -127,11 +151,12 @@ def main() -> None:
         ):
             now_ms = time.time_ns() // 1_000_000
             by_part: dict[int, list[Event]] = {}
-            for p, e in itertools.islice(traffic, per_tick):
+            due = int(args.rate * (time.monotonic() - started)) - sent  # catch up if late
+            for p, e in itertools.islice(traffic, due):
                 e["ts"] = now_ms
                 by_part.setdefault(p, []).append(e)
             send_parts(by_part)
-            sent += per_tick
+            sent += due
             if len(completed) < args.bursts and time.monotonic() >= next_burst:
                 b = len(completed)
                 if not b:
@@ -155,6 +180,7 @@ def main() -> None:
             time.sleep(max(0.0, tick - (time.monotonic() - started) % tick))
         cpu = proc_figures(pid)[0] - cpu_at_start
         busy = time.monotonic() - first_burst
+        blocking = scrape_sums(settings, BLOCKING)
     finally:
         stop.set()
         watcher.join(5)
@@ -162,7 +188,7 @@ def main() -> None:
         worker.stop()
     elapsed = time.monotonic() - started
     latencies = sorted(arrived[a] - t for a, t in completed.items() if a in arrived)
-    slowest = sorted(((arrived[a] - t, t - started - 20) for a, t in completed.items()
+    slowest = sorted(((arrived[a] - t, t - wall_started - 20) for a, t in completed.items()
                       if a in arrived), reverse=True)[:5]  # fmt: skip
     missing = len(completed) - len(latencies)
 
@@ -179,6 +205,9 @@ def main() -> None:
               + ", ".join(f"{lat * 1000:.0f} at {at:.0f}" for lat, at in slowest))
     print(f"worker CPU while bursts ran (its checkpoint children included): "
           f"{cpu / busy:.0%} of a core")
+    for name, (count, total) in blocking.items():
+        print(f"{name} (whole run): {count:,.0f}, {total:.1f} s, "
+              f"mean {1000 * total / max(count, 1):.0f} ms")
 
 
 if __name__ == "__main__":
