@@ -180,13 +180,13 @@ def main() -> None:
             time.sleep(max(0.0, tick - (time.monotonic() - started) % tick))
         cpu = proc_figures(pid)[0] - cpu_at_start
         busy = time.monotonic() - first_burst
+        elapsed = time.monotonic() - started  # sending (the worker's stop comes after)
         blocking = scrape_sums(settings, BLOCKING)
     finally:
         stop.set()
         watcher.join(5)
         producer.close()
         worker.stop()
-    elapsed = time.monotonic() - started
     latencies = sorted(arrived[a] - t for a, t in completed.items() if a in arrived)
     slowest = sorted(((arrived[a] - t, t - wall_started - 20) for a, t in completed.items()
                       if a in arrived), reverse=True)[:5]  # fmt: skip
