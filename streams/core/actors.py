@@ -91,7 +91,10 @@ class ActorEngine:
         self.marks = [NO_TIME] * sources  # watermark per source partition
         self.lead_ms = config.spam.lateness_ms // 2  # how far ahead of the slowest source
         self.released_dedupe = True  # repeats dropped on release (older checkpoints: arrival)
-        self.held: list[tuple[int, str, Route, Event]] = []  # heap by (ts, event id)
+        # heap by (ts, event id, arrival number): repeats stay apart until released (then
+        # the first to arrive counts), and two events are never compared themselves
+        self.held: list[tuple[int, str, int, Route, Event]] = []
+        self.arrived = 0
         self.accounts = AccountIndex()
         enabled = set(config.spam.enabled) - {"R8"}
         late_ms = config.spam.lateness_ms
@@ -110,11 +113,12 @@ class ActorEngine:
             resumed = mark == END and m.watermark != END and bool(m.events)
             self.marks[m.source] = m.watermark if resumed else max(mark, m.watermark)
             for e in m.events:
-                heapq.heappush(self.held, (e["ts"], e["event_id"], m.route, e))
+                heapq.heappush(self.held, (e["ts"], e["event_id"], self.arrived, m.route, e))
+                self.arrived += 1
         frontier = min(self.marks) + self.lead_ms
         due: dict[Route, list[Event]] = {"actor": [], "link": []}
         while self.held and self.held[0][0] <= frontier:
-            _, _, r, e = heapq.heappop(self.held)
+            *_, r, e = heapq.heappop(self.held)
             due[r].append(e)
         alerts: list[Alert] = []
         for r, events in due.items():
@@ -127,6 +131,8 @@ class ActorEngine:
             # held events are in those sets already, so start sets for dropping on release
             late_ms = state["lead_ms"] * 2
             state["seen"] = {r: SeenIds(late_ms, max(1, late_ms)) for r in ("actor", "link")}
+            state["held"] = [(ts, i, n, r, e) for n, (ts, i, r, e) in enumerate(state["held"])]
+            state["arrived"] = len(state["held"])  # (a heap still: the order is kept)
         state["released_dedupe"] = True
         vars(self).update(state)
 

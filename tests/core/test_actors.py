@@ -174,10 +174,27 @@ def test_an_engine_checkpointed_when_repeats_were_dropped_on_arrival_keeps_its_h
     engine.process([Routed("actor", 0, 1000, [event])])  # held: source 1 has said nothing
     assert len(engine.held) == 1
     state = dict(vars(engine))
-    del state["released_dedupe"]  # as an older worker pickled it, after its arrival-time sets
+    del state["released_dedupe"], state["arrived"]  # as an older worker pickled it: held
+    state["held"] = [(ts, i, r, e) for ts, i, _, r, e in state["held"]]  # without numbers
     state["seen"]["actor"].fresh([event])  # had taken the id on arrival
     older = ActorEngine.__new__(ActorEngine)
     older.__setstate__(state)
     older.process([Routed("actor", 1, END, []), Routed("actor", 0, END, [])])
     assert len(older.held) == 0  # released, and judged: not taken for a repeat of itself
     assert older.seen["actor"].repeats == 0 and len(older.seen["actor"]) == 1
+
+
+def test_two_different_events_with_one_id_and_time_are_held_apart_and_the_first_counts(
+    config: EngineConfig,
+) -> None:
+    def event(target: str) -> dict:
+        return {"event_id": "same", "kind": "REPLY", "actor": "a", "target": target, "ts": 1000,
+                "in_reply_to": None, "conversation_id": None, "text": "hi", "urls": [],
+                "platform": "t", "followers": None, "following": None, "posts": None}  # fmt: skip
+
+    engine = ActorEngine(config, "by-actor", 0, sources=2)
+    engine.process([Routed("actor", 0, 1000, [event("b")]), Routed("actor", 0, 1000, [event("c")])])
+    assert len(engine.held) == 2  # events are never compared (dicts have no order)
+    engine.process([Routed("actor", 1, END, []), Routed("actor", 0, END, [])])
+    seen = engine.seen["actor"]
+    assert len(engine.held) == 0 and seen.repeats == 1 and len(seen) == 1
