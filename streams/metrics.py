@@ -55,6 +55,12 @@ class Metrics:
             "state is durable (phase saved: pickled by the child, written, producer flushed)",
             ["phase"], buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+        self.loop_lag = Histogram(
+            "rapport_loop_lag_seconds",
+            "How late the event loop ran a short timer: how long one piece of work (a batch, "
+            "an insert, a fork) held it without yielding",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
         self.insert_seconds = Histogram(
             "rapport_clickhouse_insert_seconds",
             "ClickHouse insert of one batch (retries included), by table", ["table"],

@@ -69,6 +69,7 @@ def test_metrics_move_with_the_events(kafka_bootstrap: str, run_id: str, tmp_pat
     assert moved("rapport_clickhouse_rows_inserted_total", table="interactions") == sent
     assert moved("rapport_clickhouse_batch_rows_sum", table="interactions") == sent
     assert moved("rapport_clickhouse_insert_seconds_count", table="interactions") >= 1
+    assert moved("rapport_loop_lag_seconds_count") >= 1
     assert moved("rapport_clickhouse_rows_inserted_total", table="spam_alerts") >= 1
     assert moved("rapport_alerts_total", rule="R1", severity="high") >= 1
     assert moved("rapport_events_out_total", topic=settings.topic("alerts")) >= 1

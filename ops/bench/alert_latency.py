@@ -66,6 +66,7 @@ def background(events: list[dict[str, Any]], partitions: int) -> Iterator[tuple[
 BLOCKING = {
     "ClickHouse inserts": "rapport_clickhouse_insert_seconds",
     "checkpoints, loop held": 'rapport_checkpoint_seconds{phase="held"}',
+    "event loop held > 0.5 s": 'rapport_loop_lag_seconds_bucket{le="0.5"}',
 }
 
 
@@ -76,6 +77,13 @@ def scrape_sums(settings: Any, names: dict[str, str]) -> dict[str, tuple[float, 
     out = {}
     for label, metric in names.items():
         name, _, want = metric.partition("{")
+        if name.endswith("_bucket"):  # (count above the bucket, seconds of all)
+            family = name.removesuffix("_bucket")
+            values = {line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
+                      for line in lines if line and not line.startswith("#")}  # fmt: skip
+            count, total = values[family + "_count"], values[family + "_sum"]
+            out[label] = (count - values[metric], total)
+            continue
         sums = [0.0, 0.0]
         for line in lines:
             for i, suffix in enumerate(("_count", "_sum")):
@@ -206,8 +214,9 @@ def main() -> None:
     print(f"worker CPU while bursts ran (its checkpoint children included): "
           f"{cpu / busy:.0%} of a core")
     for name, (count, total) in blocking.items():
-        print(f"{name} (whole run): {count:,.0f}, {total:.1f} s, "
-              f"mean {1000 * total / max(count, 1):.0f} ms")
+        print(f"{name} (whole run): {count:,.0f}, {total:.1f} s"
+              + ("" if "_bucket" in BLOCKING[name] else
+                 f", mean {1000 * total / max(count, 1):.0f} ms"))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
@@ -17,6 +18,7 @@ from streams.config import Settings
 from streams.logs import dump_tasks_on_sigusr1
 
 log = logging.getLogger(__name__)
+LOOP_TICK_SECONDS = 0.1  # the loop-lag timer's beat
 
 
 def consumer_state(app: faust.App) -> str:
@@ -91,6 +93,15 @@ def install(
             await crash_only("the snapshot broadcast", pipeline.broadcast.run())
         finally:
             await pipeline.close()
+
+    @app.task
+    async def watch_the_loop() -> None:
+        """``rapport_loop_lag_seconds``: how late a short timer runs is how long the loop was
+        held by one piece of work (what makes a live alert wait)."""
+        while True:
+            started = time.monotonic()
+            await asyncio.sleep(LOOP_TICK_SECONDS)
+            pipeline.metrics.loop_lag.observe(time.monotonic() - started - LOOP_TICK_SECONDS)
 
     saving: list[asyncio.Future[None]] = []
 
