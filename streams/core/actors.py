@@ -69,6 +69,11 @@ def route(events: list[Event], partitions: int) -> dict[tuple[int, Route], list[
     return out
 
 
+def _seen_ids(lateness_ms: int) -> dict[Route, SeenIds]:
+    """Per route, ids remembered for the rules' lateness (an older repeat is late anyway)."""
+    return {r: SeenIds(lateness_ms, max(1, lateness_ms)) for r in ("actor", "link")}
+
+
 class Routed(NamedTuple):
     """One by-actor message: events of one route from one source partition, and how far that
     source has got in event time (``NO_NEWS``: the batch goes on in the next message)."""
@@ -90,15 +95,13 @@ class ActorEngine:
         self.offset = -1  # last Kafka offset folded in: set by the caller, kept in checkpoints
         self.marks = [NO_TIME] * sources  # watermark per source partition
         self.lead_ms = config.spam.lateness_ms // 2  # how far ahead of the slowest source
-        self.released_dedupe = True  # repeats dropped on release (older checkpoints: arrival)
         # heap by (ts, event id, arrival number): repeats stay apart until released (then
         # the first to arrive counts), and two events are never compared themselves
         self.held: list[tuple[int, str, int, Route, Event]] = []
         self.arrived = 0
         self.accounts = AccountIndex()
         enabled = set(config.spam.enabled) - {"R8"}
-        late_ms = config.spam.lateness_ms
-        self.seen = {r: SeenIds(late_ms, max(1, late_ms)) for r in ("actor", "link")}
+        self.seen = _seen_ids(config.spam.lateness_ms)
         self.detectors = {
             r: SpamDetector(replace(config.spam, enabled=tuple(sorted(rules))), self.accounts)
             for r, rules in (("actor", enabled - LINK_RULES), ("link", enabled & LINK_RULES))
@@ -127,13 +130,11 @@ class ActorEngine:
         return alerts
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        if "released_dedupe" not in state:  # repeats were dropped on arrival, for days: the
-            # held events are in those sets already, so start sets for dropping on release
-            late_ms = state["lead_ms"] * 2
-            state["seen"] = {r: SeenIds(late_ms, max(1, late_ms)) for r in ("actor", "link")}
+        if "arrived" not in state:  # repeats were dropped on arrival, for days: the held
+            # events are in those sets already, so start sets for dropping on release
+            state["seen"] = _seen_ids(state["lead_ms"] * 2)
             state["held"] = [(ts, i, n, r, e) for n, (ts, i, r, e) in enumerate(state["held"])]
             state["arrived"] = len(state["held"])  # (a heap still: the order is kept)
-        state["released_dedupe"] = True
         vars(self).update(state)
 
     def state_size(self) -> dict[str, int]:

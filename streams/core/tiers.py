@@ -38,7 +38,7 @@ def follower_tier(followers: int, bounds: Sequence[int] = DEFAULT_FOLLOWER_BOUND
     return f"T{bisect_right(bounds, followers)}"
 
 
-def _summed(parts: list[tuple[I64, I64]]) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+def _one_part(parts: list[tuple[I64, I64]]) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """Parts of (distinct account ids, counts) as one, narrowed for a checkpoint."""
     ids = np.concatenate([u for u, _ in parts])
     uniq, at = np.unique(ids, return_inverse=True)
@@ -122,7 +122,7 @@ class TierBook:
         ts = np.fromiter((t for t, _ in self.latest.values()), np.int64, len(self.latest))
         followers = np.fromiter((f for _, f in self.latest.values()), np.int64, len(self.latest))
         # a bucket's parts (one per batch) summed into one: every reader adds them up
-        buckets = {s: [_summed(parts)] for s, parts in self.buckets.items()}
+        buckets = {s: [_one_part(parts)] for s, parts in self.buckets.items()}
         return {**vars(self), "latest": (list(self.latest), ts, narrow(followers)),
                 "buckets": buckets}  # fmt: skip
 
