@@ -31,6 +31,7 @@ from streams.reports import Reports, Scope
 from streams.simulate import Simulation, import_runs, simulate
 from streams.stack.clickhouse import ClickHouseServerService
 from streams.stack.kafka import KafkaService
+from streams.topics import delete_run_topics
 from streams.worker import WorkerProcess, consumer_lag
 
 EVENTS_PER_ACCOUNT_DAY = 15  # what the simulator produces, to size a workload by events
@@ -242,8 +243,10 @@ def _with_env(settings: Settings, env: dict[str, str]) -> Settings:
 
 
 def _drop(settings: Settings) -> None:
+    """The run's database and topics."""
     from sinks.backends import connect
 
+    delete_run_topics(settings)
     backend = connect(settings.clickhouse_target)
     try:
         backend.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_target.database}")

@@ -7,8 +7,10 @@ A test that needs a service and cannot get one fails with what to do; it is neve
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -47,11 +49,41 @@ def chdb_dir() -> str:
 
 
 
+# the runs tests make: their topics are deleted at the end of the session
+TEST_RUN = re.compile(r"(t[0-9a-f]{10}|analyze-[0-9a-f]{10}|demo-[0-9a-f]{10}|"
+                      r"chaos-[0-9a-f]{10}|live\d+)[.-]")  # fmt: skip
+
+
+@contextlib.contextmanager
+def topics_deleted_after(bootstrap: str) -> Iterator[None]:
+    """Delete the topics of test runs created meanwhile (a broker that kept every test's
+    topics held 1,267 of them and took minutes to start)."""
+    from kafka import KafkaAdminClient
+
+    def test_topics() -> set[str]:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        try:
+            return {t for t in admin.list_topics() if TEST_RUN.match(t)}
+        finally:
+            admin.close()
+
+    before = test_topics()
+    yield
+    new = sorted(test_topics() - before)
+    if new:
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+        try:
+            admin.delete_topics(new)
+        finally:
+            admin.close()
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """A real Kafka broker's bootstrap address."""
     if os.environ.get("RAPPORT_TEST_KAFKA"):
-        yield os.environ["RAPPORT_TEST_KAFKA"]
+        with topics_deleted_after(os.environ["RAPPORT_TEST_KAFKA"]):
+            yield os.environ["RAPPORT_TEST_KAFKA"]
         return
     if docker_engine():
         from testcontainers.kafka import KafkaContainer
@@ -63,7 +95,8 @@ def kafka_bootstrap() -> Iterator[str]:
 
     local = KafkaService(load_settings())
     if local.ready():
-        yield local.address
+        with topics_deleted_after(local.address):
+            yield local.address
         return
     pytest.fail(
         "no Kafka broker for the tests: set RAPPORT_TEST_KAFKA=host:port, start a Docker "

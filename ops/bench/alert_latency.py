@@ -3,18 +3,26 @@
 A live stream on the local Kafka: a fresh run (own topics, embedded chDB in a temporary
 directory, its own worker process), background traffic of ``--rate`` events per second — the
 simulator's mix, as in ``pipeline_throughput.py`` (``--accounts`` accounts over two days,
-replayed in order with event time = wall clock; its own spammers included) — and every
-``--every`` seconds a new spammer replying with one link to 12 strangers within about a second
-(rule R1 fires at the 10th distinct target). To measure at half of the maximum load, take half
-the events/s that ``pipeline_throughput.py`` drains. The latency of a burst is the wall time from
-sending its 10th reply to the alert for that spammer being written to the alerts topic (the
-alert message's Kafka timestamp, set by the worker's producer: same clock, and independent of
-when this process gets round to reading it); printed as p50/p90/p99/max over ``--bursts``
-bursts, with the background rate achieved.
+replayed in order, its own spammers included) — and every ``--every`` seconds a new spammer
+replying with one link to 12 strangers (rule R1 fires at the 10th distinct target).
+
+Event time: by default the simulated times (the traffic of ``pipeline_throughput.py`` as it is,
+so half of the events/s that bench drains is half of this traffic's maximum), replayed faster
+than they happened; a burst's replies are stamped 0.1 s apart at the stream's current time.
+``--event-time wall`` stamps every event with the wall clock instead (session 9's bench): two
+days of each account's events then fall within three minutes, every hour-long window of the
+rules holds the whole run, and the later bursts queue behind rules re-judging ever longer
+histories.
+
+To measure at half of the maximum load, take half the events/s that ``pipeline_throughput.py``
+drains. The latency of a burst is the wall time from sending its 10th reply to the alert for
+that spammer being written to the alerts topic (the alert message's Kafka timestamp, set by the
+worker's producer: same clock, and independent of when this process gets round to reading it);
+printed as p50/p90/p99/max over ``--bursts`` bursts, with the background rate achieved.
 
     .venv/bin/rapport stack up   # Kafka on 127.0.0.1:9092
     .venv/bin/python ops/bench/alert_latency.py [--bursts 40] [--rate 2000] [--every 1.5]
-        [--accounts 16667] [--seed 1]
+        [--accounts 16667] [--seed 1] [--event-time simulated|wall]
 """
 
 from __future__ import annotations
@@ -54,12 +62,15 @@ def event(i: str, kind: str, actor: str, target: str, ts: int, urls: list[str]) 
 
 
 def background(events: list[dict[str, Any]], partitions: int) -> Iterator[tuple[int, Event]]:
-    """(partition, event) of the simulated network's events in order, again and again (ids
-    made unique per round); the caller sets their time."""
+    """(partition, event) of the simulated network's events in order, again and again: ids
+    made unique and times moved on by the simulated span per round."""
     parts = [partition_for(e["actor"], e["target"], partitions) for e in events]
+    span = events[-1]["ts"] - events[0]["ts"] + 1000
     for round_ in itertools.count():
         for p, e in zip(parts, events, strict=True):
-            yield p, ({**e, "event_id": f"{e['event_id']}~{round_}"} if round_ else e)
+            if round_:
+                e = {**e, "event_id": f"{e['event_id']}~{round_}", "ts": e["ts"] + round_ * span}
+            yield p, e
 
 
 # what holds the worker's event loop, from its /metrics: (count, seconds) summed over labels
@@ -102,10 +113,13 @@ def main() -> None:
                     help="accounts of the simulated background network")  # fmt: skip
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--every", type=float, default=1.5, help="seconds between bursts")
+    ap.add_argument("--event-time", choices=("simulated", "wall"), default="simulated",
+                    help="background event times: as simulated, or the wall clock")  # fmt: skip
     args = ap.parse_args()
 
     print(f"simulating {args.accounts:,} accounts for the background ...", file=sys.stderr)
-    simulated = simulate(args.accounts, 2, args.seed).events
+    simulated = sorted(simulate(args.accounts, 2, args.seed).events, key=lambda e: e["ts"])
+    wall = args.event_time == "wall"
     tmp, settings, env = bench_run("alert-latency")
     partitions = settings.kafka.partitions
     traffic = background(simulated, partitions)
@@ -147,6 +161,7 @@ def main() -> None:
     tick = 0.05
     completed: dict[str, float] = {}
     sent = 0
+    stream_ms = simulated[0]["ts"]  # the newest event time sent
     started, wall_started = time.monotonic(), time.time()
     print(f"warming up: worker {settings.kafka.topic_prefix}, background {args.rate}/s ...",
           file=sys.stderr)  # fmt: skip
@@ -161,7 +176,9 @@ def main() -> None:
             by_part: dict[int, list[Event]] = {}
             due = int(args.rate * (time.monotonic() - started)) - sent  # catch up if late
             for p, e in itertools.islice(traffic, due):
-                e["ts"] = now_ms
+                if wall:
+                    e["ts"] = now_ms
+                stream_ms = max(stream_ms, e["ts"])
                 by_part.setdefault(p, []).append(e)
             send_parts(by_part)
             sent += due
@@ -171,14 +188,9 @@ def main() -> None:
                     cpu_at_start = proc_figures(pid)[0]
                 spammer = f"spammer{b}"
                 for i in range(12):
-                    reply = event(
-                        f"burst{b}-{i}",
-                        "REPLY",
-                        spammer,
-                        f"stranger{b}-{i}",
-                        time.time_ns() // 1_000_000,
-                        ["https://shop.example/deal"],
-                    )
+                    ts = time.time_ns() // 1_000_000 if wall else stream_ms + 100 * i
+                    reply = event(f"burst{b}-{i}", "REPLY", spammer, f"stranger{b}-{i}", ts,
+                                  ["https://shop.example/deal"])  # fmt: skip
                     if i == COMPLETING - 1:
                         completed[spammer] = time.time()
                     send([reply])

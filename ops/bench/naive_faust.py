@@ -246,7 +246,7 @@ def run_naive(
     """Publish ``events`` as single-event messages to a fresh topic, run the naive app on
     them in a subprocess until all are consumed, and return its figures."""
     from streams.publish import Publisher
-    from streams.topics import ensure_topics
+    from streams.topics import delete_run_topics, ensure_topics
 
     def say(text: str) -> None:
         if not quiet:
@@ -293,6 +293,7 @@ def run_naive(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        delete_run_topics(settings)
     result = json.loads(done.read_text())
     counts: dict[str, list[int]] = result["counts"]
     state = sum(

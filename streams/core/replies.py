@@ -232,18 +232,28 @@ class ReplyMatcher(NarrowPickle):
         acc = self.accounts
         inbound = Inbound(eid, names(req_id), names(resp_id), t, seen, conv, tag, resp_id, acc)
 
-        # every message still pending, then the new ones (in processing order)
-        m_t = np.concatenate((self._p_t, t))
-        m_seen = np.concatenate((self._p_seen, seen))
+        # the pending messages this batch can touch (answerable by a new message, or expiring),
+        # then the new ones, in processing order; the rest stay pending as they are (a batch
+        # used to re-sort every pending message: its cost grew with the state, not the batch)
         n_old = len(self._p_t)
-        m_req_id = np.concatenate((self._p_req_id, req_id))
-        m_resp_id = np.concatenate((self._p_resp_id, resp_id))
-        m_tag = np.concatenate((self._p_tag, tag))
-        m_pos = np.concatenate((np.full(n_old, -1, np.int64), sp))
+        touch = self._p_t + self.horizon_ms < st_end
+        if k and n_old:
+            c_keys = np.unique((req_id << _ID_BITS) | resp_id)
+            want_old = (self._p_resp_id << _ID_BITS) | self._p_req_id
+            at_key = np.minimum(np.searchsorted(c_keys, want_old), len(c_keys) - 1)
+            touch |= c_keys[at_key] == want_old
+        old = np.flatnonzero(touch)
+        n_sel = len(old)
+        m_t = np.concatenate((self._p_t[old], t))
+        m_seen = np.concatenate((self._p_seen[old], seen))
+        m_req_id = np.concatenate((self._p_req_id[old], req_id))
+        m_resp_id = np.concatenate((self._p_resp_id[old], resp_id))
+        m_tag = np.concatenate((self._p_tag[old], tag))
+        m_pos = np.concatenate((np.full(n_sel, -1, np.int64), sp))
         due = m_t + self.horizon_ms
 
         def m_eid(idx: I64) -> Objects:  # event ids of messages, without concatenating them all
-            return _pick(self._p_eid, eid, idx, n_old)
+            return _pick(self._p_eid, old, eid, idx)
 
         # answers: the first new message resp→req after t0. Pairs get dense ranks, and
         # rank·span + ts orders candidates by pair, then time (= processing order)
@@ -301,9 +311,22 @@ class ReplyMatcher(NarrowPickle):
                 m_seen[xi], m_tag[xi], m_resp_id[xi], acc,
             )
 
-        self._p_t, self._p_seen, self._p_eid = m_t[keep], m_seen[keep], m_eid(np.flatnonzero(keep))
-        self._p_req_id, self._p_resp_id = m_req_id[keep], m_resp_id[keep]
-        self._p_tag = m_tag[keep]
+        gone = old[~keep[:n_sel]]
+        if len(gone):
+            stay = np.ones(n_old, np.bool_)
+            stay[gone] = False
+            self._p_t, self._p_seen, self._p_eid = (
+                self._p_t[stay], self._p_seen[stay], self._p_eid[stay])
+            self._p_req_id, self._p_resp_id = self._p_req_id[stay], self._p_resp_id[stay]
+            self._p_tag = self._p_tag[stay]
+        new = np.flatnonzero(keep[n_sel:])
+        if len(new):
+            self._p_t = np.concatenate((self._p_t, t[new]))
+            self._p_seen = np.concatenate((self._p_seen, seen[new]))
+            self._p_eid = np.concatenate((self._p_eid, eid[new]))
+            self._p_req_id = np.concatenate((self._p_req_id, req_id[new]))
+            self._p_resp_id = np.concatenate((self._p_resp_id, resp_id[new]))
+            self._p_tag = np.concatenate((self._p_tag, tag[new]))
         # a pair silent for longer than the gap cannot make anything "not a start" again
         live = self._c_last >= st_end - self.conversation_gap_ms
         if not live.all():
@@ -361,12 +384,13 @@ class ReplyMatcher(NarrowPickle):
         return starts
 
 
-def _pick(old: Objects, new: Objects, idx: I64, n_old: int) -> Objects:
-    """Elements ``idx`` of the concatenation of ``old`` and ``new``, without building it."""
+def _pick(old: Objects, chosen: I64, new: Objects, idx: I64) -> Objects:
+    """Elements ``idx`` of the concatenation of ``old[chosen]`` and ``new``, without building
+    it."""
     out = np.empty(len(idx), dtype=object)
-    from_old = idx < n_old
-    out[from_old] = old[idx[from_old]]
-    out[~from_old] = new[idx[~from_old] - n_old]
+    from_old = idx < len(chosen)
+    out[from_old] = old[chosen[idx[from_old]]]
+    out[~from_old] = new[idx[~from_old] - len(chosen)]
     return out
 
 

@@ -47,6 +47,8 @@ _ALL = 0  # segment ids; tier i is segment i + 1
 _KSPAN = 1 << 12  # sketch keys of latencies ≥ 1 ms are 0 … < 4096
 _MAX_SLOTS = 1 << 26  # live windows per aggregator
 _TIER_MASK = 31  # tag = tier index + 1, 0 = none
+_NEVER = 1 << 62  # the next due time when no window is held
+_NO_SLOTS = np.zeros(0, np.int64)
 F64 = npt.NDArray[np.float64]
 
 
@@ -235,6 +237,8 @@ class ResponsivenessAggregator(NarrowPickle):
         self._nseg = len(self.seg_names)
         self.stream_time = NO_TIME
         self._final_st = NO_TIME  # stream time of the last emit that dropped final windows
+        self._next_due = NO_TIME  # no window closes or becomes final before this stream time
+        self._redo: list[I64] = []  # slots of closed windows changed since the last emit
         # responder ids; records from a matcher sharing this index bring their ids along
         self.accounts = accounts if accounts is not None else AccountIndex()
         # live windows: sorted packed keys (responder, size, start) and their slots
@@ -326,6 +330,8 @@ class ResponsivenessAggregator(NarrowPickle):
         at = np.searchsorted(keys, new_keys)
         self._live_key = np.insert(keys, at, new_keys)
         self._live_slot = np.insert(self._live_slot, at, fresh)
+        if m:
+            self._next_due = min(self._next_due, int(start[src].min()) + size + self.grace_ms)
         slot_u = np.full(len(uk), -1, np.int64)
         slot_u[ok] = fresh
         slot[miss] = slot_u[inv.reshape(-1)]
@@ -409,6 +415,9 @@ class ResponsivenessAggregator(NarrowPickle):
             _count(self._s_pending, slot[ok], -1)
             self._s_dirty[slot[ok]] = True
             self._s_touched[slot[ok]] = True
+            redo = slot[ok][self._s_closed[slot[ok]]]
+            if len(redo):
+                self._redo.append(redo)
         self.advance(int(rep.answer_ts.max()))
 
     def add_expired(self, exp: Expiries) -> None:
@@ -447,8 +456,17 @@ class ResponsivenessAggregator(NarrowPickle):
         """Rows of windows that closed, changed after emission (version + 1) or became final.
 
         Final windows are dropped after this call, which keeps state bounded by stream time.
+        Before the next window is due only the closed ones changed since are looked at: a small
+        batch used to scan every window held.
         """
         st = self.stream_time
+        if st < self._next_due:  # none closes or becomes final: the changed closed ones only
+            slots = np.unique(np.concatenate(self._redo)) if self._redo else _NO_SLOTS
+            self._redo = []
+            self._s_version[slots] += 1
+            self._s_dirty[slots] = False
+            self._s_touched[slots] = False
+            return self._figures(slots, np.zeros(len(slots), np.bool_))
         live = self._live_slot
         end = self._ends(live)
         closable = st >= end + self.grace_ms
@@ -464,6 +482,11 @@ class ResponsivenessAggregator(NarrowPickle):
         figs = self._figures(slots, is_final[slots])
         if final.any():
             self._drop(final)
+        self._redo = []
+        live = self._live_slot
+        due = np.where(self._s_closed[live], self._ends(live) + self.horizon_ms + 1,
+                       self._ends(live) + self.grace_ms)  # fmt: skip
+        self._next_due = int(due.min()) if len(due) else _NEVER
         return figs
 
     def emit_open(self) -> WindowFigures:
@@ -564,6 +587,8 @@ class ResponsivenessAggregator(NarrowPickle):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("_next_due", NO_TIME)  # older checkpoints: the first emit scans
+        state.setdefault("_redo", [])
         packed = state["_counts"]
         if not isinstance(packed, np.ndarray):  # else a checkpoint from before the packing
             shape, at, values, *gaps = packed  # no "gaps": positions (older checkpoints)

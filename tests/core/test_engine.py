@@ -22,7 +22,9 @@ from streams.core.engine import (
     PartitionEngine,
     _WindowCounts,
 )
-from tests.core.helpers import HOUR, MIN, T0, ev
+from streams.core.responsiveness import ResponsivenessAggregator
+from streams.core.windows import NO_TIME
+from tests.core.helpers import DAY, HOUR, MIN, T0, ev
 
 
 def test_row_layouts_match_the_sink_tables() -> None:
@@ -81,6 +83,48 @@ def test_same_rows_whatever_the_batches_and_after_a_checkpoint() -> None:
     assert run(events, cut=7) == one
     assert run(events, cut=1000) == one
     assert run(events, cut=3, checkpoint_at=20) == one
+
+
+def test_emitting_what_is_due_gives_the_rows_of_a_scan_of_every_window() -> None:
+    """The aggregator scans its windows only once one is due (else it re-emits just the closed
+    ones that changed): every batch's rows are a full scan's — from a start with posts alone
+    (no window yet), across hours of posts alone (stream time moves on, every window closes,
+    no new one opens) and across a quiet spell in which every window became final and was
+    dropped."""
+    cfg = EngineConfig(horizon_ms=6 * HOUR)
+    first = stream(1000)
+    end = first[-1]["ts"]
+
+    def posts(at: int) -> list[dict[str, Any]]:
+        return [ev(f"p{at}-{i}", "u1", None, at + i * 10 * MIN, kind="POST") for i in range(18)]
+
+    events = posts(T0 - 3 * HOUR) + first + posts(end + 10 * MIN) + [
+        {**e, "event_id": f"{era}{e['event_id']}", "ts": e["ts"] + shift}
+        for era, shift, seed in (("b", end - T0 + 3 * HOUR, 4), ("c", 2 * (end - T0) + 3 * DAY, 5))
+        for e in stream(1000, seed)
+    ]  # fmt: skip
+    fast, full = PartitionEngine(cfg, "t", 0), PartitionEngine(cfg, "t", 0)
+    emitted, held = [], []
+    for i in range(0, len(events), 7):
+        full.agg._next_due = NO_TIME  # a scan of every window, as before the shortcut
+        rows = fast.process([events[i : i + 7]]).window_aggregates
+        assert rows == full.process([events[i : i + 7]]).window_aggregates
+        emitted.append(len(rows))
+        held.append(fast.agg.state_size()["windows"])
+    assert sum(emitted) > 1000 and max(held) > 200 and min(held[len(held) * 2 // 3 :]) < 20
+
+
+def test_an_aggregator_checkpointed_before_due_times_scans_once_and_goes_on_the_same() -> None:
+    events = stream(1200)
+    engine = PartitionEngine(EngineConfig(), "t", 0)
+    engine.process([events[:600]])
+    older = pickle.loads(pickle.dumps(engine))
+    state = older.agg.__getstate__()
+    del state["_next_due"], state["_redo"]  # as pickled before they were kept
+    older.agg = ResponsivenessAggregator.__new__(ResponsivenessAggregator)
+    older.agg.__setstate__(state)
+    for i in range(600, 1200, 7):
+        assert older.process([events[i : i + 7]]) == engine.process([events[i : i + 7]])
 
 
 def test_repeats_are_dropped_and_end_of_input_releases_the_tail() -> None:
