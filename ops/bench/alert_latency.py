@@ -6,13 +6,12 @@ simulator's mix, as in ``pipeline_throughput.py`` (``--accounts`` accounts over 
 replayed in order, its own spammers included) — and every ``--every`` seconds a new spammer
 replying with one link to 12 strangers (rule R1 fires at the 10th distinct target).
 
-Event time: by default the simulated times (the traffic of ``pipeline_throughput.py`` as it is,
-so half of the events/s that bench drains is half of this traffic's maximum), replayed faster
-than they happened; a burst's replies are stamped 0.1 s apart at the stream's current time.
-``--event-time wall`` stamps every event with the wall clock instead (session 9's bench): two
-days of each account's events then fall within three minutes, every hour-long window of the
-rules holds the whole run, and the later bursts queue behind rules re-judging ever longer
-histories.
+Event time: by default the wall clock, as in a live stream (windows close at the pace they
+would live; but two days of each account's events fall within three minutes, so the rules'
+hour-long windows hold an account's whole run). ``--event-time simulated`` keeps the simulated
+times instead (the traffic of ``pipeline_throughput.py`` as it is), replayed ~1,000× faster
+than they happened, so windows close and are written ~1,000× as often as live; a burst's
+replies are then stamped 0.1 s apart at the stream's current time.
 
 To measure at half of the maximum load, take half the events/s that ``pipeline_throughput.py``
 drains. The latency of a burst is the wall time from sending its 10th reply to the alert for
@@ -22,7 +21,7 @@ printed as p50/p90/p99/max over ``--bursts`` bursts, with the background rate ac
 
     .venv/bin/rapport stack up   # Kafka on 127.0.0.1:9092
     .venv/bin/python ops/bench/alert_latency.py [--bursts 40] [--rate 2000] [--every 1.5]
-        [--accounts 16667] [--seed 1] [--event-time simulated|wall]
+        [--accounts 16667] [--seed 1] [--event-time wall|simulated]
 """
 
 from __future__ import annotations
@@ -113,7 +112,7 @@ def main() -> None:
                     help="accounts of the simulated background network")  # fmt: skip
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--every", type=float, default=1.5, help="seconds between bursts")
-    ap.add_argument("--event-time", choices=("simulated", "wall"), default="simulated",
+    ap.add_argument("--event-time", choices=("wall", "simulated"), default="wall",
                     help="background event times: as simulated, or the wall clock")  # fmt: skip
     args = ap.parse_args()
 

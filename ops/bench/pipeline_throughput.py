@@ -45,6 +45,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -214,7 +215,7 @@ class RssWatch(threading.Thread):
             except OSError:
                 return
             offset += len(chunk.rpartition(b"\n")[0]) + (b"\n" in chunk)
-            if b"[^Worker]: Ready" in chunk:
+            if re.search(rb"\[\^\w*Worker\]: Ready", chunk):  # Faust's Worker or ours
                 rss = next(x for x in status.splitlines() if x.startswith("VmRSS:"))
                 self.ready_rss = int(rss.split()[1]) * 1024
 
