@@ -1,8 +1,10 @@
 """Topics on the real broker: the worker's table changelog is created compacted, with its
-table's settings, before Faust starts (Faust creating it raced the group join)."""
+table's settings, before Faust starts (Faust creating it raced the group join); a one-off
+run's topics are deleted, its neighbours' are not."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,7 @@ from kafka.admin import ConfigResource, ConfigResourceType
 
 from streams import kafka_clients
 from streams.config import load_settings
-from streams.topics import ensure_changelog
+from streams.topics import TOPICS, delete_run_topics, ensure_changelog, ensure_topics
 from tests.test_spine import worker_env
 
 
@@ -32,3 +34,30 @@ def test_the_changelog_is_created_compacted_with_its_configs_once(
     configs = {k: v["value"] for k, v in found["topic"][name].items()}
     assert configs["cleanup.policy"] == "compact" and configs["segment.ms"] == "60000"
     assert len(partitions) == settings.kafka.partitions
+
+
+def test_a_run_s_topics_and_its_worker_group_s_are_deleted_and_no_other(
+    kafka_bootstrap: str, run_id: str, tmp_path: Path
+) -> None:
+    env = worker_env(kafka_bootstrap, f"chdb://{tmp_path}", run_id, tmp_path)
+    settings = load_settings(env=env, cwd=tmp_path)
+    neighbour = load_settings(env={**env, "RAPPORT_KAFKA__TOPIC_PREFIX": f"{run_id}0"},
+                              cwd=tmp_path)  # fmt: skip
+    ensure_topics(settings)
+    ensure_topics(neighbour, ("interactions",))
+    ensure_changelog(settings, f"{run_id}-worker-engine-state-changelog", {})
+    deleted = delete_run_topics(settings)
+    assert sorted(deleted) == sorted(
+        [settings.topic(n) for n in TOPICS] + [f"{run_id}-worker-engine-state-changelog"]
+    )
+    admin = kafka_clients.admin(settings)
+    try:
+        deadline = time.monotonic() + 15  # metadata may list a deleted topic a moment longer
+        while (left := {t for t in admin.list_topics() if t.startswith(run_id)}) != {
+            neighbour.topic("interactions")
+        } and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        admin.close()
+    assert left == {neighbour.topic("interactions")}
+    assert delete_run_topics(neighbour) == [neighbour.topic("interactions")]

@@ -16,7 +16,7 @@ from pathlib import Path
 from streams.config import load_settings
 from streams.importers import Rejected, read
 from streams.publish import Publisher
-from streams.topics import ensure_topics
+from streams.topics import delete_run_topics, ensure_topics
 
 COLLEGE = Path(__file__).resolve().parents[3] / "shared" / "data" / "CollegeMsg" / "CollegeMsg.txt"
 
@@ -56,6 +56,7 @@ def main() -> None:
         with Publisher(settings, envelope_size=envelope) as publisher:
             publisher.run(read("snap", path))
         elapsed = time.perf_counter() - started
+        delete_run_topics(settings)
         s = publisher.summary
         print(
             f"{label:<22} {s.published:,} events in {s.messages:,} messages, {elapsed:.1f} s: "
