@@ -415,7 +415,8 @@ class ResponsivenessAggregator(NarrowPickle):
             _count(self._s_pending, slot[ok], -1)
             self._s_dirty[slot[ok]] = True
             self._s_touched[slot[ok]] = True
-            redo = slot[ok][self._s_closed[slot[ok]]]
+            counted = slot[ok]
+            redo = counted[self._s_closed[counted]]
             if len(redo):
                 self._redo.append(redo)
         self.advance(int(rep.answer_ts.max()))
@@ -484,8 +485,8 @@ class ResponsivenessAggregator(NarrowPickle):
             self._drop(final)
         self._redo = []
         live = self._live_slot
-        due = np.where(self._s_closed[live], self._ends(live) + self.horizon_ms + 1,
-                       self._ends(live) + self.grace_ms)  # fmt: skip
+        end = self._ends(live)
+        due = np.where(self._s_closed[live], end + self.horizon_ms + 1, end + self.grace_ms)
         self._next_due = int(due.min()) if len(due) else _NEVER
         return figs
 
