@@ -28,7 +28,7 @@ from streams.errors import RapportError
 from streams.query import LocalQuerier
 from streams.reports import Reports, Scope
 from streams.stack.process import port_open
-from streams.topics import ensure_topics
+from streams.topics import delete_run_topics, ensure_topics
 from streams.worker import WorkerProcess, consumer_lag
 
 
@@ -54,6 +54,18 @@ def run_settings(settings: Settings, run: str) -> tuple[Settings, dict[str, str]
         "RAPPORT_KAFKA__PARTITIONS": str(settings.kafka.partitions),
     }  # fmt: skip
     return settings, env
+
+
+def drop_run(settings: Settings) -> None:
+    """A finished run's topics and database (benchmarks, chaos runs)."""
+    from sinks.backends import connect
+
+    delete_run_topics(settings)
+    backend = connect(settings.clickhouse_target)
+    try:
+        backend.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_target.database}")
+    finally:
+        backend.close()
 
 
 def analyze(

@@ -23,7 +23,7 @@ from typing import Any
 import click
 
 from streams import kafka_clients
-from streams.analyze import free_port, kill_and_restart, start_run
+from streams.analyze import drop_run, free_port, kill_and_restart, start_run
 from streams.config import Settings, load_settings
 from streams.errors import RapportError
 from streams.query import LocalQuerier
@@ -31,7 +31,6 @@ from streams.reports import Reports, Scope
 from streams.simulate import Simulation, import_runs, simulate
 from streams.stack.clickhouse import ClickHouseServerService
 from streams.stack.kafka import KafkaService
-from streams.topics import delete_run_topics
 from streams.worker import WorkerProcess, consumer_lag
 
 EVENTS_PER_ACCOUNT_DAY = 15  # what the simulator produces, to size a workload by events
@@ -229,7 +228,7 @@ def run_scenario(
             err=True,
         )
     else:
-        _drop(run.settings)
+        drop_run(run.settings)
     return Outcome(scenario.name, run.published, len(sim.events), rows, duplicated, figures,
                    alerts, seconds, run.peak_rss_mb, stuck)  # fmt: skip
 
@@ -240,18 +239,6 @@ def _with_env(settings: Settings, env: dict[str, str]) -> Settings:
     if "RAPPORT_KAFKA" in env:
         return dataclasses.replace(settings, kafka=moved.kafka)
     return dataclasses.replace(settings, clickhouse=moved.clickhouse)
-
-
-def _drop(settings: Settings) -> None:
-    """The run's database and topics."""
-    from sinks.backends import connect
-
-    delete_run_topics(settings)
-    backend = connect(settings.clickhouse_target)
-    try:
-        backend.execute(f"DROP DATABASE IF EXISTS {settings.clickhouse_target.database}")
-    finally:
-        backend.close()
 
 
 # --- faults ---

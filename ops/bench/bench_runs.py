@@ -11,8 +11,7 @@ import uuid
 from pathlib import Path
 from typing import Literal
 
-from sinks.backends import connect
-from streams.analyze import run_settings
+from streams.analyze import drop_run, run_settings
 from streams.config import Settings, load_settings
 from streams.topics import delete_run_topics, ensure_topics
 
@@ -43,13 +42,9 @@ def bench_run(
 def _clean_up(tmp: Path, settings: Settings) -> None:
     """At exit: the run's topics and its bulk (sink database, checkpoints); its logs and
     profiles stay in ``tmp`` (runs of the 2M bench left 0.5 GB each, and 7 topics)."""
-    delete_run_topics(settings)
-    target = settings.clickhouse_target
-    if target.kind != "chdb":
-        backend = connect(target)
-        try:
-            backend.execute(f"DROP DATABASE IF EXISTS {target.database}")
-        finally:
-            backend.close()
+    if settings.clickhouse_target.kind == "chdb":
+        delete_run_topics(settings)  # its database goes with its directory, below
+    else:
+        drop_run(settings)
     for name in ("chdb", "var", "naive/data"):
         shutil.rmtree(tmp / name, ignore_errors=True)
