@@ -22,7 +22,10 @@ To measure at half of the maximum load, take half the events/s that ``pipeline_t
 drains. The latency of a burst is the wall time from sending its 10th reply to the alert for
 that spammer being written to the alerts topic (the alert message's Kafka timestamp, set by the
 worker's producer: same clock, and independent of when this process gets round to reading it);
-printed as p50/p90/p99/max over ``--bursts`` bursts, with the background rate achieved.
+printed as p50/p90/p99/max over ``--bursts`` bursts, with the background rate achieved, and
+split at the by-actor topic (the Kafka timestamp of the re-keyed message holding the completing
+reply): the interactions agent's part (take, decode, partition engines, re-key) and the actors
+agent's (take, spam rules, alert).
 
     .venv/bin/rapport stack up   # Kafka on 127.0.0.1:9092
     .venv/bin/python ops/bench/alert_latency.py [--bursts 40] [--rate 2000] [--every 1.5]
@@ -51,6 +54,7 @@ from naive_faust import proc_figures  # noqa: E402
 import schemas  # noqa: E402
 from schemas import codec  # noqa: E402
 from streams import kafka_clients  # noqa: E402
+from streams.agents import by_actor  # noqa: E402
 from streams.publish import partition_for  # noqa: E402
 from streams.simulate import simulate  # noqa: E402
 from streams.worker import WorkerProcess  # noqa: E402
@@ -135,17 +139,26 @@ def main() -> None:
     pid = worker.proc.pid
 
     arrived: dict[str, float] = {}
+    routed: dict[str, float] = {}  # spammer -> when its completing reply reached by-actor
     stop = threading.Event()
 
     def watch_alerts() -> None:
         consumer = kafka_clients.consumer(settings)
-        consumer.subscribe([settings.topic("alerts")])
+        alerts = settings.topic("alerts")
+        consumer.subscribe([alerts, settings.topic("by-actor")])
         while not stop.is_set():
             for records in consumer.poll(timeout_ms=100).values():
                 for r in records:
-                    _, (alert,) = codec.decode_message(r.value, r.headers)
-                    if alert["rule"] == "R1":
-                        arrived.setdefault(alert["actor"], r.timestamp / 1000)
+                    if r.topic == alerts:
+                        _, (alert,) = codec.decode_message(r.value, r.headers)
+                        if alert["rule"] == "R1":
+                            arrived.setdefault(alert["actor"], r.timestamp / 1000)
+                    elif b"burst" in r.value:  # the stage between: events re-keyed by actor
+                        for e in by_actor.decode(r.value, r.headers).events:
+                            if e["actor"].startswith("spammer") and e["event_id"].endswith(
+                                f"-{COMPLETING - 1}"
+                            ):
+                                routed.setdefault(e["actor"], r.timestamp / 1000)
         consumer.close()
 
     watcher = threading.Thread(target=watch_alerts, daemon=True)
@@ -218,12 +231,15 @@ def main() -> None:
         producer.close()
         worker.stop()
     latencies = sorted(arrived[a] - t for a, t in completed.items() if a in arrived)
+    # the two stages: interactions agent (take, decode, engines, re-key) and actors agent
+    first = sorted(routed[a] - t for a, t in completed.items() if a in routed)
+    second = sorted(arrived[a] - routed[a] for a in completed if a in arrived and a in routed)
     slowest = sorted(((arrived[a] - t, t - wall_started - warmup) for a, t in completed.items()
                       if a in arrived), reverse=True)[:5]  # fmt: skip
     missing = len(completed) - len(latencies)
 
-    def pct(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
+    def pct(q: float, values: list[float] = latencies) -> float:
+        return values[min(len(values) - 1, int(q * len(values)))] * 1000
 
     print(f"background: {sent:,} events in {elapsed:.0f} s ({sent / elapsed:,.0f} events/s), "
           f"{partitions} partitions")  # fmt: skip
@@ -231,6 +247,10 @@ def main() -> None:
     if latencies:
         print(f"event → alert latency ms: p50 {pct(0.5):.0f}  p90 {pct(0.9):.0f}  "
               f"p99 {pct(0.99):.0f}  max {latencies[-1] * 1000:.0f}")  # fmt: skip
+        for name, values in (("event → by-actor topic", first), ("by-actor → alert", second)):
+            if values:
+                print(f"  {name} ms: p50 {pct(0.5, values):.0f}  p90 {pct(0.9, values):.0f}  "
+                      f"p99 {pct(0.99, values):.0f}  max {values[-1] * 1000:.0f}")
         print("slowest (ms at s after the first burst): "
               + ", ".join(f"{lat * 1000:.0f} at {at:.0f}" for lat, at in slowest))
     print(f"worker CPU while bursts ran (its checkpoint children included): "

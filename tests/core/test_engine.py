@@ -8,8 +8,10 @@ import random
 from typing import Any
 
 import numpy as np
+import pytest
 
 from sinks import tables
+from streams.core import engine as engine_module
 from streams.core.engine import (
     LATE_EVENT_COLUMNS,
     PAIR_COUNT_COLUMNS,
@@ -85,12 +87,56 @@ def test_same_rows_whatever_the_batches_and_after_a_checkpoint() -> None:
     assert run(events, cut=3, checkpoint_at=20) == one
 
 
-def test_emitting_what_is_due_gives_the_rows_of_a_scan_of_every_window() -> None:
+def test_released_events_run_together_and_give_the_rows_of_runs_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A live take releases a few dozen events: they wait (``RUN_EVENTS``, or a pause) and run
+    together, with the rows of running every release at once — also when a checkpoint is taken
+    while some wait."""
+    rng = random.Random(7)
+    dense = [ev(f"d{i}", f"u{a}", f"u{b}", T0 + i * 20 + rng.randrange(0, 2000))
+             for i in range(12_000) for a, b in [rng.sample(range(30), 2)]]  # fmt: skip
+    sparse = [ev(f"s{i}", f"u{a}", f"u{b}", T0 + 241 * 1000 + i * 700)
+              for i in range(600) for a, b in [rng.sample(range(30), 2)]]  # fmt: skip
+    messages = [(dense + sparse)[i : i + 35] for i in range(0, 12_600, 35)]
+
+    def rows(checkpoint_at: int = -1) -> tuple[Any, list[bool]]:
+        engine, outs, runs = PartitionEngine(EngineConfig(), "t", 0), [], []
+        for i, m in enumerate(messages):
+            if 0 <= checkpoint_at <= i and engine._ready:
+                engine = pickle.loads(pickle.dumps(engine))  # while events wait
+                checkpoint_at = -2
+            before = engine.stream_time
+            outs.append(engine.process([m]))
+            runs.append(engine.stream_time != before)
+            if i == len(messages) // 2:
+                outs.append(engine.emit_open())  # a pause: what waits runs
+                assert not engine._ready
+        outs.append(engine.process([None]))
+        assert checkpoint_at < 0  # taken, if asked for
+        return latest(outs), runs
+
+    together, runs = rows()
+    assert together["window_aggregates"] and together["reply_records"]
+    assert sum(runs) <= len(messages) // 6  # gathered: most takes ran nothing
+    assert rows(checkpoint_at=101)[0] == together
+    monkeypatch.setattr(engine_module, "RUN_EVENTS", 200)
+    by_count, more = rows()
+    assert by_count == together and sum(runs) < sum(more) <= len(messages) // 3
+    monkeypatch.setattr(engine_module, "RUN_EVENTS", 1)
+    at_once, most = rows()
+    assert at_once == together and sum(most) > len(messages) // 2  # a run a take, once released
+
+
+def test_emitting_what_is_due_gives_the_rows_of_a_scan_of_every_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The aggregator scans its windows only once one is due (else it re-emits just the closed
     ones that changed): every batch's rows are a full scan's — from a start with posts alone
     (no window yet), across hours of posts alone (stream time moves on, every window closes,
     no new one opens) and across a quiet spell in which every window became final and was
     dropped."""
+    monkeypatch.setattr(engine_module, "RUN_EVENTS", 1)  # every batch's release runs at once
     cfg = EngineConfig(horizon_ms=6 * HOUR)
     first = stream(1000)
     end = first[-1]["ts"]
@@ -193,6 +239,7 @@ def test_snapshots_count_from_their_own_time_however_early_they_arrive() -> None
 def test_a_checkpoint_carries_only_the_counts_that_are_not_zero() -> None:
     engine = PartitionEngine(EngineConfig(), "t", 0)
     engine.process([stream(400)])
+    engine.emit_open()  # run what was released
     dense = engine.agg._counts
     assert dense.any()
     assert len(pickle.dumps(engine.agg.__getstate__()["_counts"])) < dense.nbytes / 4
@@ -211,6 +258,7 @@ def test_a_checkpoint_carries_only_the_counts_that_are_not_zero() -> None:
 def test_a_checkpoint_narrows_int64_arrays_and_restores_them_as_they_were() -> None:
     engine = PartitionEngine(EngineConfig(), "t", 0)
     engine.process([stream(400)])
+    engine.emit_open()  # run what was released
     arrays = {k: v for k, v in vars(engine.agg).items() if isinstance(v, np.ndarray)}
     state = engine.agg.__getstate__()
     narrowed = [k for k, v in arrays.items() if k != "_counts" and state[k].dtype != v.dtype]
