@@ -2,6 +2,9 @@
 
 ``add`` only buffers; ``flush_due``/``flush`` insert and return, per Kafka partition, the
 highest offset whose rows are all stored, so the caller acknowledges only what is safe.
+``flush_due`` inserts for ``flush_due_seconds`` at most (at least one batch) and leaves the rest
+for its next call: a worker calls it after every batch of input on its event loop, where a
+dozen batches falling due together held the loop for a quarter of a second.
 
 Exactly-once effect: before a batch is inserted, its offset ranges are recorded in
 ``sink_batches``. After a crash, replayed rows below the recorded range are dropped (already
@@ -124,6 +127,7 @@ class Writer:
         *,
         batch_rows: int = 50_000,
         batch_seconds: float = 1.0,
+        flush_due_seconds: float = float("inf"),
         max_buffered_rows: int = 500_000,
         max_dead_letters: int = 1000,
         retry: RetryPolicy | None = None,
@@ -136,6 +140,7 @@ class Writer:
         self.capabilities = capabilities or probe(backend)
         self.batch_rows = batch_rows
         self.batch_seconds = batch_seconds
+        self.flush_due_seconds = flush_due_seconds
         self.max_buffered_rows = max_buffered_rows
         self.max_dead_letters = max_dead_letters
         self._on_dead_letter = on_dead_letter
@@ -199,7 +204,8 @@ class Writer:
             batch.append(rows, position)
 
     def flush_due(self) -> dict[TopicPartition, int]:
-        """Insert the batches that are full or old; return the stored offsets."""
+        """Insert the batches that are full or old, for ``flush_due_seconds`` at most (the
+        rest: next call); return the stored offsets."""
         return self._flush(force=False)
 
     def flush(self) -> dict[TopicPartition, int]:
@@ -276,7 +282,11 @@ class Writer:
     # -- storing ----------------------------------------------------------------------------
 
     def _flush(self, force: bool) -> dict[TopicPartition, int]:
-        for key in list(self._sealed):
+        started = self._clock()
+        budget = float("inf") if force else self.flush_due_seconds
+        for key in list(self._sealed):  # recorded, not stored: a cut-short or failed flush's
+            if self._clock() - started >= budget:
+                return self.stored_offsets()
             self._store(self._sealed[key])
             del self._sealed[key]
         now = self._clock()
@@ -284,6 +294,7 @@ class Writer:
             (key, batch)
             for key, batch in self._open.items()
             if batch.boundary is None
+            and key not in self._sealed  # one recorded range per key may be unstored
             and (
                 force
                 or len(batch.rows) >= self.batch_rows
@@ -302,7 +313,9 @@ class Writer:
             )
         for key, _ in due:
             self._sealed[key] = self._open.pop(key)
-        for key, batch in due:
+        for i, (key, batch) in enumerate(due):
+            if i and self._clock() - started >= budget:
+                break  # recorded: stored first thing next call
             self._store(batch)
             del self._sealed[key]
         return self.stored_offsets()

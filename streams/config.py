@@ -85,6 +85,8 @@ class WorkerSettings:
     store: str = "memory://"
     batch_size: int = 50_000  # rows per ClickHouse insert (per table and partition)
     batch_seconds: float = 1.0  # flush a batch at least this often
+    # inserts after a batch of input hold the event loop this long at most (the rest: next one)
+    flush_due_seconds: float = 0.05
     take_messages: int = 100  # Kafka messages taken at a time (an envelope holds up to 500 events)
     take_seconds: float = 0.1  # ...or what arrived within this long (latency at low load)
     fetch_wait_ms: int = 100  # a fetch with no news returns after this long (Faust: 1,500)
@@ -434,7 +436,8 @@ def _validate(s: Settings) -> None:
             "accepts 6 to 1800 (group.min/max.session.timeout.ms)"
         )
     if (s.worker.batch_size < 1 or s.worker.batch_seconds <= 0 or s.worker.take_messages < 1
-            or s.worker.take_seconds <= 0):  # fmt: skip
+            or s.worker.take_seconds <= 0 or s.worker.flush_due_seconds <= 0):  # fmt: skip
         raise ConfigError(
-            "worker.batch_size and worker.take_messages must be >= 1, worker.batch_seconds > 0"
+            "worker.batch_size and worker.take_messages must be >= 1, worker.batch_seconds, "
+            "worker.take_seconds and worker.flush_due_seconds > 0"
         )

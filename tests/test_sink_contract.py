@@ -181,6 +181,48 @@ def test_replay_after_a_crash_stores_nothing_twice(backend: Backend) -> None:
     assert count(backend, "interactions") == 25 + replayed
 
 
+class Slow(Flaky):
+    """A backend whose every insert takes ``seconds`` on ``clock``."""
+
+    def __init__(self, inner: Backend, clock: Clock, seconds: float) -> None:
+        super().__init__(inner, "", failures=0)
+        self.clock, self.seconds = clock, seconds
+
+    def insert(self, *args: Any, **kwargs: Any) -> None:
+        self.clock.now += self.seconds
+        self.inner.insert(*args, **kwargs)
+
+
+def test_flush_due_stops_at_its_budget_and_what_it_left_survives_a_crash(
+    backend: Backend,
+) -> None:
+    """``flush_due`` inserts for ``flush_due_seconds`` (a worker's event loop waits meanwhile):
+    the batches it left are recorded and stored first thing at its next call — or, after a
+    crash, rebuilt from the replay into the same batches."""
+    clock = Clock()
+
+    def cut_short(partitions: range) -> Writer:
+        w = writer(Slow(backend, clock, 0.03), batch_seconds=1.0, flush_due_seconds=0.05,
+                   clock=clock)  # fmt: skip
+        for p in partitions:
+            w.add(INTERACTIONS, [interaction(o, p) for o in range(4)], {(TOPIC, p): 0})
+        clock.now += 1.0
+        assert w.flush_due() == {(TOPIC, partitions[0]): 0}  # the journal, one batch: spent
+        return w
+
+    w = cut_short(range(3))
+    assert count(backend, "interactions") == 4
+    assert w.flush_due() == {(TOPIC, p): 0 for p in range(3)}  # the two left, first thing
+    assert count(backend, "interactions") == 12
+    cut_short(range(3, 6))  # ... and a crash before the next call: two left unstored
+    assert count(backend, "interactions") == 16
+    replay = writer(backend)
+    for p in range(3, 6):
+        replay.add(INTERACTIONS, [interaction(o, p) for o in range(4)], {(TOPIC, p): 0})
+    assert replay.flush() == {(TOPIC, p): 0 for p in range(3, 6)}
+    assert count(backend, "interactions", final=True) == 24
+
+
 def test_replay_of_an_unacknowledged_batch_does_not_duplicate(backend: Backend) -> None:
     caps = probe(backend)
     lost_ack = Flaky(backend, "interactions", failures=1, after_insert=True)

@@ -139,7 +139,7 @@ class Pipeline:
         self.writer = Writer(
             backend, self.refused.append,
             batch_rows=settings.worker.batch_size, batch_seconds=settings.worker.batch_seconds,
-            observer=self.metrics,
+            flush_due_seconds=settings.worker.flush_due_seconds, observer=self.metrics,
         )  # fmt: skip
 
     # --- input ---
