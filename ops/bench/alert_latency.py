@@ -22,20 +22,23 @@ To measure at half of the maximum load, take half the events/s that ``pipeline_t
 drains. The latency of a burst is the wall time from sending its 10th reply to the alert for
 that spammer being written to the alerts topic (the alert message's Kafka timestamp, set by the
 worker's producer: same clock, and independent of when this process gets round to reading it);
-printed as p50/p90/p99/max over ``--bursts`` bursts, with the background rate achieved, and
-split at the by-actor topic (the Kafka timestamp of the re-keyed message holding the completing
-reply): the interactions agent's part (take, decode, partition engines, re-key) and the actors
-agent's (take, spam rules, alert).
+printed as p50/p90/p99/max over ``--bursts`` bursts, with the background rate achieved, the
+worker's CPU and this process's own (publishing and watching: on two cores it competes with the
+worker). ``--split`` also reads the by-actor topic to split each latency at the re-keyed message
+holding the completing reply (its Kafka timestamp): the interactions agent's part (take, decode,
+partition engines, re-key) and the actors agent's (take, spam rules, alert) — at the price of
+reading every re-keyed event here.
 
     .venv/bin/rapport stack up   # Kafka on 127.0.0.1:9092
     .venv/bin/python ops/bench/alert_latency.py [--bursts 40] [--rate 2000] [--every 1.5]
-        [--accounts 16667] [--seed 1] [--warmup 150] [--event-time wall|simulated]
+        [--accounts 16667] [--seed 1] [--warmup 150] [--event-time wall|simulated] [--split]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 import threading
 import time
@@ -81,12 +84,20 @@ def background(events: list[dict[str, Any]], partitions: int) -> Iterator[tuple[
             yield p, e
 
 
-# what holds the worker's event loop, from its /metrics: (count, seconds) summed over labels
+# what holds the worker's event loop (and how long saves take to be durable), from its /metrics:
+# (count, seconds) summed over labels
 BLOCKING = {
     "ClickHouse inserts": "rapport_clickhouse_insert_seconds",
     "checkpoints, loop held": 'rapport_checkpoint_seconds{phase="held"}',
+    "checkpoints, until durable": 'rapport_checkpoint_seconds{phase="saved"}',
     "event loop held > 0.5 s": 'rapport_loop_lag_seconds_bucket{le="0.5"}',
 }
+
+
+def main_thread_cpu(pid: int) -> float:
+    """CPU seconds of a process's main thread (the worker's event loop), from /proc."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(map(int, fields[11:13])) / os.sysconf("SC_CLK_TCK")
 
 
 def scrape_sums(settings: Any, names: dict[str, str]) -> dict[str, tuple[float, float]]:
@@ -126,6 +137,8 @@ def main() -> None:
                          "engines' reorder allowance + 30 s, so that they run)")  # fmt: skip
     ap.add_argument("--event-time", choices=("wall", "simulated"), default="wall",
                     help="background event times: as simulated, or the wall clock")  # fmt: skip
+    ap.add_argument("--split", action="store_true",
+                    help="split the latency at the by-actor topic (reads all of it)")  # fmt: skip
     args = ap.parse_args()
 
     print(f"simulating {args.accounts:,} accounts for the background ...", file=sys.stderr)
@@ -145,7 +158,7 @@ def main() -> None:
     def watch_alerts() -> None:
         consumer = kafka_clients.consumer(settings)
         alerts = settings.topic("alerts")
-        consumer.subscribe([alerts, settings.topic("by-actor")])
+        consumer.subscribe([alerts, *([settings.topic("by-actor")] if args.split else [])])
         while not stop.is_set():
             for records in consumer.poll(timeout_ms=100).values():
                 for r in records:
@@ -189,7 +202,7 @@ def main() -> None:
     # count them: bursts before then meet a worker that does not run them yet
     warmup = settings.analytics.reorder_seconds + 30 if args.warmup is None else args.warmup
     next_burst = first_burst = started + warmup
-    cpu_at_start = 0.0
+    cpu_at_start = own_at_start = loop_at_start = 0.0
     try:
         while len(completed) < args.bursts or (
             len(arrived.keys() & completed.keys()) < len(completed)
@@ -209,6 +222,8 @@ def main() -> None:
                 b = len(completed)
                 if not b:
                     cpu_at_start = proc_figures(pid)[0]
+                    loop_at_start = main_thread_cpu(pid)
+                    own_at_start = time.process_time()
                 spammer = f"spammer{b}"
                 for i in range(12):
                     ts = time.time_ns() // 1_000_000 if wall else stream_ms + 100 * i
@@ -222,6 +237,8 @@ def main() -> None:
                 raise SystemExit(f"the worker exited; see {worker.log}")
             time.sleep(max(0.0, tick - (time.monotonic() - started) % tick))
         cpu = proc_figures(pid)[0] - cpu_at_start
+        own = time.process_time() - own_at_start
+        loop = main_thread_cpu(pid) - loop_at_start
         busy = time.monotonic() - first_burst
         elapsed = time.monotonic() - started  # sending (the worker's stop comes after)
         blocking = scrape_sums(settings, BLOCKING)
@@ -254,7 +271,8 @@ def main() -> None:
         print("slowest (ms at s after the first burst): "
               + ", ".join(f"{lat * 1000:.0f} at {at:.0f}" for lat, at in slowest))
     print(f"worker CPU while bursts ran (its checkpoint children included): "
-          f"{cpu / busy:.0%} of a core")
+          f"{cpu / busy:.0%} of a core, its event loop {loop / busy:.0%}; this process "
+          f"(publishing, watching): {own / busy:.0%}")  # fmt: skip
     for name, (count, total) in blocking.items():
         print(f"{name} (whole run): {count:,.0f}, {total:.1f} s"
               + ("" if "_bucket" in BLOCKING[name] else

@@ -443,21 +443,25 @@ class Pipeline:
         """Save the states due (all of them when input paused, or with ``everything``), then
         acknowledge what is safe.
 
-        The event loop is held only to emit open windows, store buffered rows and fork: a child
-        process pickles the states as they were at the fork (``forked``) while the agents go on;
-        the pickles are then written to the changelog and the producer flushed, and only then
-        are the offsets they cover acknowledged. Large states are saved less often, so that
-        saving takes at most ``checkpoint_budget`` of the time (see ``_due``).
+        The event loop is held only to emit open windows, store buffered rows (every one when
+        input paused or with ``everything``, else what is due, as after a batch of input: the
+        acknowledgement waits for rows and state both, so it may come a checkpoint later) and
+        fork: a child process pickles the states as they were at the fork (``forked``) while
+        the agents go on; the pickles are then written to the changelog and the producer
+        flushed, and only then are the offsets they cover acknowledged. Large states are saved
+        less often, so that saving takes at most ``checkpoint_budget`` of the time (``_due``).
         """
         async with self.lock:
             if self.failed:
                 return
-            due = sorted(self.changed) if everything or self._paused() else self._due()
+            held_from = time.monotonic()
+            everything = everything or self._paused()
+            due = sorted(self.changed) if everything else self._due()
             for tp in due:
                 state = self.states[tp]
                 if isinstance(state, PartitionEngine):
                     await self._output(state.emit_open())
-            await self._flush(force=True)
+            await self._flush(force=everything)
             started = time.monotonic()
             saving = [(tp, self.states[tp], self.states[tp].offset, self.any_event[tp])
                       for tp in due]  # fmt: skip
@@ -465,7 +469,7 @@ class Pipeline:
             self.changed.difference_update(due)  # what changes from now on is the next save's
             for tp in due:
                 self.saved_at[tp] = started
-            self.metrics.checkpoint_seconds.labels("held").observe(time.monotonic() - started)
+            self.metrics.checkpoint_seconds.labels("held").observe(time.monotonic() - held_from)
         blobs = await pickles.result()
         async with self.lock:
             if self.failed:  # an engine may be half-updated since: write nothing, ack nothing
