@@ -284,8 +284,12 @@ class Writer:
     def _flush(self, force: bool) -> dict[TopicPartition, int]:
         started = self._clock()
         budget = float("inf") if force else self.flush_due_seconds
-        for key in list(self._sealed):  # recorded, not stored: a cut-short or failed flush's
-            if self._clock() - started >= budget:
+
+        def spent() -> bool:
+            return self._clock() - started >= budget
+
+        for key in list(self._sealed):  # recorded, not yet stored (a flush cut short or failed)
+            if spent():
                 return self.stored_offsets()
             self._store(self._sealed[key])
             del self._sealed[key]
@@ -314,7 +318,7 @@ class Writer:
         for key, _ in due:
             self._sealed[key] = self._open.pop(key)
         for i, (key, batch) in enumerate(due):
-            if i and self._clock() - started >= budget:
+            if i and spent():
                 break  # recorded: stored first thing next call
             self._store(batch)
             del self._sealed[key]

@@ -6,9 +6,10 @@ message so the result never depends on how a consumer batched the messages), the
 of event time (rank tiers move at day boundaries): tiers, requester tags, reply matching,
 responsiveness, pair counts, tier mixing and late counts. Released events are run together,
 ``RUN_EVENTS`` at a time, or fewer when the input ends or the worker emits open windows
-(``emit_open``: at every checkpoint and when input pauses, so rows wait seconds at most): the
-analytics cost mostly per run, a live take releases a few dozen events a partition, and every
-part gives the same results however the events are cut into runs. Out come rows for
+(``emit_open``: at the engine's every checkpoint and when input pauses, so rows wait one
+checkpoint interval at most): the analytics cost mostly per run, a live take releases a few
+dozen events a partition, and every part gives the same results however the events are cut
+into runs. Out come rows for
 ``reply_records``, ``window_aggregates``, ``pair_counts``, ``tier_mixing`` and ``late_events``
 (column order as in ``sinks.tables``; checked by a test). The spam rules run elsewhere
 (``streams.core.actors``, on events keyed by actor); spam-adjusted responsiveness subtracts the
