@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
 import threading
 import time
@@ -52,7 +51,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_runs import bench_run  # noqa: E402
-from naive_faust import proc_figures  # noqa: E402
+from naive_faust import proc_figures, stat_cpu_seconds  # noqa: E402
 
 import schemas  # noqa: E402
 from schemas import codec  # noqa: E402
@@ -92,12 +91,6 @@ BLOCKING = {
     "checkpoints, until durable": 'rapport_checkpoint_seconds{phase="saved"}',
     "event loop held > 0.5 s": 'rapport_loop_lag_seconds_bucket{le="0.5"}',
 }
-
-
-def main_thread_cpu(pid: int) -> float:
-    """CPU seconds of a process's main thread (the worker's event loop), from /proc."""
-    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(map(int, fields[11:13])) / os.sysconf("SC_CLK_TCK")
 
 
 def scrape_sums(settings: Any, names: dict[str, str]) -> dict[str, tuple[float, float]]:
@@ -150,6 +143,7 @@ def main() -> None:
     worker = WorkerProcess(settings, env, tmp / "worker.log").start()
     assert worker.proc is not None
     pid = worker.proc.pid
+    event_loop = Path(f"/proc/{pid}/task/{pid}/stat")  # the worker's main thread
 
     arrived: dict[str, float] = {}
     routed: dict[str, float] = {}  # spammer -> when its completing reply reached by-actor
@@ -222,7 +216,7 @@ def main() -> None:
                 b = len(completed)
                 if not b:
                     cpu_at_start = proc_figures(pid)[0]
-                    loop_at_start = main_thread_cpu(pid)
+                    loop_at_start = stat_cpu_seconds(event_loop)
                     own_at_start = time.process_time()
                 spammer = f"spammer{b}"
                 for i in range(12):
@@ -238,7 +232,7 @@ def main() -> None:
             time.sleep(max(0.0, tick - (time.monotonic() - started) % tick))
         cpu = proc_figures(pid)[0] - cpu_at_start
         own = time.process_time() - own_at_start
-        loop = main_thread_cpu(pid) - loop_at_start
+        loop = stat_cpu_seconds(event_loop) - loop_at_start
         busy = time.monotonic() - first_burst
         elapsed = time.monotonic() - started  # sending (the worker's stop comes after)
         blocking = scrape_sums(settings, BLOCKING)

@@ -29,7 +29,6 @@ database is dropped at the end unless ``--keep``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 import time
@@ -42,6 +41,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_runs import bench_run  # noqa: E402
+from naive_faust import stat_cpu_seconds  # noqa: E402
 
 import schemas  # noqa: E402
 from schemas import codec  # noqa: E402
@@ -54,11 +54,6 @@ from streams.worker import WorkerProcess  # noqa: E402
 
 TICK = 0.05
 HISTOGRAM = "rapport_ingest_to_stored_seconds"
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def scrape_histogram(settings: Settings) -> dict[float, float]:
@@ -200,7 +195,7 @@ def main() -> None:
                 poller = Poller(querier, args.poll)
                 poller.start()
                 before = scrape_histogram(settings)
-                cpu0 = cpu_seconds(worker.proc.pid)
+                cpu0 = stat_cpu_seconds(Path(f"/proc/{worker.proc.pid}/stat"))
             by_part: dict[int, list[dict[str, Any]]] = {}
             for i in range(sent, due):
                 e = {**events[i], "ts": ts}
@@ -217,7 +212,7 @@ def main() -> None:
                 raise SystemExit(f"the worker exited; see {worker.log}")
             time.sleep(max(0.0, TICK - (time.monotonic() - started) % TICK))
         assert poller is not None
-        cpu1 = cpu_seconds(worker.proc.pid)
+        cpu1 = stat_cpu_seconds(Path(f"/proc/{worker.proc.pid}/stat"))
         after = scrape_histogram(settings)
         wait_until = time.monotonic() + 30
         while poller.outstanding() and time.monotonic() < wait_until:

@@ -158,11 +158,17 @@ class NaiveResult:
         return self.events / self.cpu_seconds
 
 
+def stat_cpu_seconds(stat: Path, children: bool = False) -> float:
+    """User + system CPU seconds from a ``/proc/.../stat`` file (a process's or a thread's),
+    with ``children`` those of its children that ended too."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return sum(map(int, fields[11 : 15 if children else 13])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_figures(pid: int) -> tuple[float, int]:
     """(CPU seconds, peak RSS bytes) of a live process, from /proc. The CPU includes its
     children that ended (the worker's checkpoint pickling children)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = sum(map(int, fields[11:15])) / os.sysconf("SC_CLK_TCK")
+    cpu = stat_cpu_seconds(Path(f"/proc/{pid}/stat"), children=True)
     status = Path(f"/proc/{pid}/status").read_text()
     hwm = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
     return cpu, int(hwm.split()[1]) * 1024
