@@ -61,6 +61,17 @@ class Metrics:
             "an insert, a fork) held it without yielding",
             buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+        self.lock_waited = Histogram(
+            "rapport_lock_wait_seconds",
+            "How long a turn on the pipeline (an agent's batch, a checkpoint) waited for the one "
+            "before it, by holder: what a live alert waits behind",
+            ["holder"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.lock_held = Histogram(
+            "rapport_lock_held_seconds",
+            "How long a turn on the pipeline held it, by holder (its awaits included)",
+            ["holder"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
         self.insert_seconds = Histogram(
             "rapport_clickhouse_insert_seconds",
             "ClickHouse insert of one batch (retries included), by table", ["table"],

@@ -90,6 +90,11 @@ BLOCKING = {
     "checkpoints, loop held": 'rapport_checkpoint_seconds{phase="held"}',
     "checkpoints, until durable": 'rapport_checkpoint_seconds{phase="saved"}',
     "event loop held > 0.5 s": 'rapport_loop_lag_seconds_bucket{le="0.5"}',
+    # a batch awaits between its partitions (the loop turns) yet keeps the pipeline's lock
+    **{f"lock held > 0.5 s by {h}": f'rapport_lock_held_seconds_bucket{{holder="{h}",le="0.5"}}'
+       for h in ("interactions", "actors", "checkpoint")},
+    "actors waited > 0.25 s for the lock":
+        'rapport_lock_wait_seconds_bucket{holder="actors",le="0.25"}',
 }
 
 
@@ -104,8 +109,10 @@ def scrape_sums(settings: Any, names: dict[str, str]) -> dict[str, tuple[float, 
             family = name.removesuffix("_bucket")
             values = {line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
                       for line in lines if line and not line.startswith("#")}  # fmt: skip
-            count, total = values[family + "_count"], values[family + "_sum"]
-            out[label] = (count - values[metric], total)
+            labels = ",".join(x for x in want.rstrip("}").split(",") if not x.startswith("le="))
+            of = f"{{{labels}}}" if labels else ""  # the family's count and sum, same labels
+            count, total = (values.get(f"{family}_{x}{of}", 0.0) for x in ("count", "sum"))
+            out[label] = (count - values.get(metric, 0.0), total)
             continue
         sums = [0.0, 0.0]
         for line in lines:

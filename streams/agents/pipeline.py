@@ -48,6 +48,7 @@ from streams.agents.checkpoints import EngineStore, State, dump_state
 from streams.agents.deliveries import Delivery, DeliveryCheck, Record, Refill, let_commits_pass
 from streams.agents.forked import ForkedPickles
 from streams.agents.heap import FrozenHeap
+from streams.agents.turns import Turns
 from streams.config import Settings
 from streams.core.actors import END, ActorEngine, Routed
 from streams.core.engine import Output, PartitionEngine
@@ -130,12 +131,12 @@ class Pipeline:
         self.refilled: list[tuple[faust.types.TP, int, int]] = []  # read ourselves: [first, end)
         self.refused: list[DeadLetter] = []
         self.streams: dict[str, faust.StreamT] = {}
-        self.lock = asyncio.Lock()
         self.last_input = time.monotonic()  # when an agent last finished a batch of input
         # why the worker is crashing (a part failed): nothing more is taken, saved or acked
         self.failed: str | None = None
         self.heap = FrozenHeap(settings.worker.gc_full_seconds)
         self.metrics = metrics.watch(self)
+        self.lock = Turns(self.metrics.lock_waited, self.metrics.lock_held)
         self.writer = Writer(
             backend, self.refused.append,
             batch_rows=settings.worker.batch_size, batch_seconds=settings.worker.batch_seconds,
@@ -149,7 +150,7 @@ class Pipeline:
         if self.failed:
             return
         await self.broadcast.sync()  # snapshots published before these events count for them
-        async with self.lock:
+        async with self.lock("interactions"):
             now_ms = time.time_ns() // 1_000_000
             for p, part in _by_partition(events).items():
                 logs.partition.set(p)
@@ -203,7 +204,7 @@ class Pipeline:
         their follower counts from the broadcast."""
         if self.failed:
             return
-        async with self.lock:
+        async with self.lock("snapshots"):
             now_ms = time.time_ns() // 1_000_000
             bounds = self.config.tier_bounds
             for event in events:
@@ -226,7 +227,7 @@ class Pipeline:
         """Run the spam rules over one batch of the by-actor topic (see ``core.actors``)."""
         if self.failed:
             return
-        async with self.lock:
+        async with self.lock("actors"):
             for p, part in _by_partition(events).items():
                 state = self._state(self.by_actor_topic, p, part[0])
                 assert isinstance(state, ActorEngine)
@@ -451,7 +452,7 @@ class Pipeline:
         flushed, and only then are the offsets they cover acknowledged. Large states are saved
         less often, so that saving takes at most ``checkpoint_budget`` of the time (``_due``).
         """
-        async with self.lock:
+        async with self.lock("checkpoint"):
             if self.failed:
                 return
             held_from = time.monotonic()
@@ -471,7 +472,7 @@ class Pipeline:
                 self.saved_at[tp] = started
             self.metrics.checkpoint_seconds.labels("held").observe(time.monotonic() - held_from)
         blobs = await pickles.result()
-        async with self.lock:
+        async with self.lock("checkpoint write"):
             if self.failed:  # an engine may be half-updated since: write nothing, ack nothing
                 return
             for (tp, state, offset, event), blob in zip(saving, blobs, strict=True):
@@ -481,7 +482,7 @@ class Pipeline:
         # a save's cost: pickling and sending, shared among the states saved by their size
         spent = time.monotonic() - started
         self.metrics.checkpoint_seconds.labels("saved").observe(spent)
-        async with self.lock:
+        async with self.lock("checkpoint ack"):
             if self.failed:
                 return
             total = max(1, sum(map(len, blobs)))

@@ -17,6 +17,7 @@ the worker's time with 500 accounts each texting twice a second).
 from __future__ import annotations
 
 from collections import Counter, deque
+from itertools import repeat
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -50,15 +51,22 @@ class Text(NamedTuple):
 
 class BandIndex:
     """An actor's sketched texts: band keys (a row each), times and shingles, in the order
-    added. Rows out of the window are skipped by time and dropped once they are half."""
+    added. Rows out of the window are skipped by time and dropped once they are half.
 
-    __slots__ = ("bands", "ts", "texts", "shingles")
+    ``keys`` counts the rows holding each (band, key): a text's LSH candidates number at most
+    the sum of its keys' counts, so a text that could not be grouped with enough others is
+    told in a few dict lookups instead of an exact comparison (nearly every text of an
+    ordinary account shares no band with its others: 22,002 of 22,031 judged in the
+    simulator's mix)."""
+
+    __slots__ = ("bands", "ts", "texts", "shingles", "keys")
 
     def __init__(self, width: int) -> None:
         self.bands: U32 = np.zeros((8, width), np.uint32)
         self.ts: I64 = np.zeros(8, np.int64)
         self.texts: list[Text] = []
         self.shingles: list[U64] = []
+        self.keys: Counter[int] = Counter()
 
     def add(self, text: Text, edge: int) -> None:
         """Add a sketched text; rows at or before ``edge`` may be dropped to make room."""
@@ -72,6 +80,12 @@ class BandIndex:
         self.bands[n], self.ts[n] = text.sketch[0], text.ts
         self.texts.append(text)
         self.shingles.append(text.sketch[1])
+        self.keys.update(_band_keys(text.sketch[0]))
+
+    def sharing(self, bands: U32) -> int:
+        """At least how many rows share a band key with ``bands`` (rows out of the window
+        included until they are dropped)."""
+        return sum(map(self.keys.get, _band_keys(bands), repeat(0)))
 
     def alive(self, edge: int) -> Bools:
         """Which rows are in the window (time > ``edge``), after dropping the rest if they are
@@ -84,6 +98,7 @@ class BandIndex:
             self.bands[:live], self.ts[:live] = self.bands[keep], self.ts[keep]
             self.texts = [self.texts[i] for i in keep.tolist()]
             self.shingles = [self.shingles[i] for i in keep.tolist()]
+            self.keys = Counter(k for row in self.bands[:live] for k in _band_keys(row))
             return np.ones(live, np.bool_)
         return alive
 
@@ -171,10 +186,13 @@ class NearDuplicateRule:
             text = Text(t, eids[row], str(targets[row]), thread, None, sketch)
             index = sent.sketched(self.hasher.bands, window)
             sent.texts.append(text)
-            # judging is the costly part; an alert already raised for this window would not
-            # be raised again (the same guard as R6 and R7)
-            if len(sent.texts) >= self.min_texts and not self.log.raised_for(
-                RULE, actor, sent.top, ALERT_WINDOW_MS
+            # judging is the costly part: not when too few texts share a band key with this
+            # one to make a group, nor when an alert was raised for this window already (the
+            # same guard as R6 and R7)
+            if (
+                len(sent.texts) >= self.min_texts
+                and index.sharing(sketch[0]) + 1 >= self.min_texts
+                and not self.log.raised_for(RULE, actor, sent.top, ALERT_WINDOW_MS)
             ):
                 alert = self._judge(row, actor, sent, index, text, texts[i])
                 if alert is not None:
@@ -244,6 +262,14 @@ class NearDuplicateRule:
 
     def state_size(self) -> int:
         return sum(len(s.texts) for s in self.actors.values()) + len(self.actors)
+
+
+_BAND_NUMBERS = np.arange(256, dtype=np.int64) << 32
+
+
+def _band_keys(bands: U32) -> list[int]:
+    """One int per (band, key) of a text's band keys."""
+    return (bands | _BAND_NUMBERS[: len(bands)]).tolist()
 
 
 def _text_order(t: Text) -> tuple[int, str]:
