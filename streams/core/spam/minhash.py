@@ -180,15 +180,17 @@ def near_duplicates(
     index_shingles: Sequence[U64],
     threshold: float,
     alive: Bools | None = None,
+    at_least: int = 1,
 ) -> I64:
     """Indices of the index texts that are near-duplicates of one text: a band key in common
     (LSH candidate) and exact bigram Jaccard ≥ ``threshold``; with ``alive``, only rows it
-    marks count."""
+    marks count. None when fewer than ``at_least`` are candidates (too few to matter: the
+    exact comparison is the costly part)."""
     if not len(shingle_set) or not len(index_bands):
         return np.zeros(0, np.int64)
     match = (index_bands == bands).any(axis=1)
     cand = np.flatnonzero(match if alive is None else match & alive)
-    if not len(cand):
-        return cand
+    if len(cand) < max(1, at_least):
+        return cand[:0]
     sim = jaccards(shingle_set, [index_shingles[i] for i in cand.tolist()])
     return cand[sim >= threshold]

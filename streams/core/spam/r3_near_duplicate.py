@@ -237,8 +237,11 @@ class NearDuplicateRule:
         if int(np.count_nonzero(alive)) + 1 < self.min_texts or text.sketch is None:
             return None
         hit = near_duplicates(
-            *text.sketch, index.bands[: len(alive)], index.shingles, self.min_jaccard, alive
-        )
+            *text.sketch, index.bands[: len(alive)], index.shingles, self.min_jaccard, alive,
+            at_least=self.min_texts - 1,
+        )  # fmt: skip
+        if len(hit) + 1 < self.min_texts:
+            return None
         group = [text, *(index.texts[j] for j in hit.tolist())]
         targets = len({t.target for t in group})
         threads = len({t.thread for t in group if t.thread is not None})

@@ -123,6 +123,12 @@ def test_precision_and_recall_on_synthetic_spam() -> None:
     tp = fp = 0
     for i in range(1, len(texts)):
         hit = near_duplicates(sk.bands[i], sk.shingles[i], sk.bands[:i], sk.shingles[:i], 0.5)
+        # asking for a group of at least n: the same hits when n are candidates, else none
+        n = len(hit) + i % 3
+        cand = int((sk.bands[:i] == sk.bands[i]).any(axis=1).sum())
+        fewer = near_duplicates(sk.bands[i], sk.shingles[i], sk.bands[:i], sk.shingles[:i], 0.5,
+                                at_least=n)  # fmt: skip
+        assert fewer.tolist() == (hit.tolist() if cand >= n else [])
         same = group[hit] == group[i]
         tp += int(same.sum())
         fp += int((~same).sum())
