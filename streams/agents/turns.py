@@ -2,8 +2,8 @@
 writer, and an alert waits for whatever holds it.
 
 A batch of interactions awaits (sends, inserts) between its partitions, so the event loop turns
-and ``rapport_loop_lag_seconds`` stays low while the batch keeps the lock for a second: the
-by-actor agent, whose next take would raise the alert, waits all that time. So each turn is
+and ``rapport_loop_lag_seconds`` stays low while the batch may keep the lock for a second, and
+the by-actor agent, whose next take would raise the alert, waits all that time. So each turn is
 measured, by holder: how long it waited for the lock (``rapport_lock_wait_seconds``) and how long
 it held it (``rapport_lock_held_seconds``).
 """

@@ -83,8 +83,8 @@ class BandIndex:
         self.keys.update(_band_keys(text.sketch[0]))
 
     def sharing(self, bands: U32) -> int:
-        """At least how many rows share a band key with ``bands`` (rows out of the window
-        included until they are dropped)."""
+        """At most how many rows share a band key with ``bands``: a row counts once per band
+        it shares, and rows out of the window count until they are dropped."""
         return sum(map(self.keys.get, _band_keys(bands), repeat(0)))
 
     def alive(self, edge: int) -> Bools:
