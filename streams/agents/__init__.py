@@ -95,10 +95,6 @@ def install(
             await pipeline.close()
 
     @app.task
-    async def run_released() -> None:
-        await crash_only("running released events", pipeline.run_released())
-
-    @app.task
     async def watch_the_loop() -> None:
         """``rapport_loop_lag_seconds``: how late a short timer runs is how long the loop was
         held by one piece of work (what makes a live alert wait)."""

@@ -51,7 +51,7 @@ from streams.agents.heap import FrozenHeap
 from streams.agents.turns import Turns
 from streams.config import Settings
 from streams.core.actors import END, ActorEngine, Routed
-from streams.core.engine import RUN_EVENTS, Output, PartitionEngine
+from streams.core.engine import Output, PartitionEngine
 from streams.core.spam import SpamDetector
 from streams.core.tiers import follower_tier
 from streams.decode import decode_records, undecodable
@@ -137,7 +137,6 @@ class Pipeline:
         self.heap = FrozenHeap(settings.worker.gc_full_seconds)
         self.metrics = metrics.watch(self)
         self.lock = Turns(self.metrics.lock_waited, self.metrics.lock_held)
-        self.released = asyncio.Event()  # an engine has a run's worth of released events
         self.writer = Writer(
             backend, self.refused.append,
             batch_rows=settings.worker.batch_size, batch_seconds=settings.worker.batch_seconds,
@@ -189,7 +188,7 @@ class Pipeline:
                             messages.append(good)
                 await self._route(p, routed)
                 if messages:
-                    out = engine.process(messages, defer=True)  # runs: see run_released
+                    out = engine.process(messages)
                     engine.offset = folded
                     self.changed.add((self.interactions_topic, p))
                     await self._output(out)
@@ -199,8 +198,6 @@ class Pipeline:
             await self._flush(force=False)
             self.last_input = time.monotonic()
             self.heap.batch_done()
-            if any(e.ready >= RUN_EVENTS for e in self.partition_engines()):
-                self.released.set()
 
     async def snapshots(self, events: Sequence[faust.types.EventT]) -> None:
         """Store account snapshots as profiles and raise profile alerts (R8); the engines get
@@ -273,23 +270,6 @@ class Pipeline:
         partitions = self.settings.kafka.partitions
         for q, value, headers in by_actor.encode(source, events, watermark, partitions):
             await self.by_actor.send(value=value, partition=q, headers=headers)
-
-    async def run_released(self) -> None:
-        """Run the partition engines' released events in turns of their own, one engine's run
-        (``RUN_EVENTS``, ~0.1–0.3 s) a turn, the most waiting first: the agents' turns come
-        in between, so an alert's way through them waits for one run at most, not for every
-        partition's runs of a batch (the checkpoint's ``emit_open`` runs what still waits)."""
-        while not self.failed:
-            await self.released.wait()
-            self.released.clear()
-            while not self.failed:
-                async with self.lock("engines"):
-                    engine = max(self.partition_engines(), key=lambda e: e.ready, default=None)
-                    if engine is None or engine.ready < RUN_EVENTS or self.failed:
-                        break
-                    out = engine.run_ready()
-                    self.changed.add((self.interactions_topic, engine.partition))
-                    await self._output(out)
 
     def partition_engines(self) -> list[PartitionEngine]:
         return [s for s in self.states.values() if isinstance(s, PartitionEngine)]

@@ -9,9 +9,7 @@ responsiveness, pair counts, tier mixing and late counts. Released events are ru
 (``emit_open``: at the engine's every checkpoint and when input pauses, so rows wait one
 checkpoint interval at most): the analytics cost mostly per run, a live take releases a few
 dozen events a partition, and every part gives the same results however the events are cut
-into runs. A worker defers the runs (``process(..., defer=True)``, then ``run_ready``) to do
-them between its turns, so that an alert's way through the agents does not wait for them.
-Out come rows for
+into runs. Out come rows for
 ``reply_records``, ``window_aggregates``, ``pair_counts``, ``tier_mixing`` and ``late_events``
 (column order as in ``sinks.tables``; checked by a test). The spam rules run elsewhere
 (``streams.core.actors``, on events keyed by actor); spam-adjusted responsiveness subtracts the
@@ -210,7 +208,6 @@ class _WindowCounts:
 
 
 RUN_EVENTS = 2_000  # released events run together (a run of 35 cost ~6× as much an event)
-DEFER_EVENTS = 8 * RUN_EVENTS  # deferred runs happen in ``process`` past this (bounded memory)
 
 
 class PartitionEngine:
@@ -248,55 +245,38 @@ class PartitionEngine:
 
     # --- input ---
 
-    def process(self, messages: list[list[Event] | None], defer: bool = False) -> Output:
+    def process(self, messages: list[list[Event] | None]) -> Output:
         """Fold in messages (lists of validated events) in offset order; rows now due.
 
         ``None`` is an end-of-input marker (a publisher finished a file): everything held for
         reordering is released there. It is a message like any other, so a replay releases at
-        the same point. With ``defer``, released events run here only past ``DEFER_EVENTS``
-        (or at an end of input): the caller runs them (``run_ready``) when it suits it.
+        the same point.
         """
         out = Output()
-        at = DEFER_EVENTS if defer else RUN_EVENTS
         segment: list[list[Event]] = []
         for m in messages:
             if m is not None:
                 segment.append(self.seen.fresh(m))
                 continue
-            self._release(segment, out, at)
+            self._release(segment, out)
             segment = []
             self._ready.extend(self.reorder.flush())
-            self._run_ready(out, 1)
-        self._release(segment, out, at)
+            self._run_ready(out, force=True)
+        self._release(segment, out)
         self._closed(out)
         return out
 
-    @property
-    def ready(self) -> int:
-        """Released events waiting to run."""
-        return len(self._ready)
-
-    def run_ready(self) -> Output:
-        """Run the released events if ``RUN_EVENTS`` wait; the rows then due."""
-        out = Output()
-        if self._run_ready(out, RUN_EVENTS):
-            self._closed(out)
-        return out
-
-    def _release(self, messages: list[list[Event]], out: Output, at: int) -> None:
+    def _release(self, messages: list[list[Event]], out: Output) -> None:
         released = self.reorder.push_messages(messages) if messages else []
         if not released:
             return
         self._ready.extend(released)
-        self._run_ready(out, at)
+        self._run_ready(out)
 
-    def _run_ready(self, out: Output, at: int) -> bool:
-        """Run the released events if at least ``at`` (> 0) wait."""
-        if len(self._ready) < at:
-            return False
-        ready, self._ready = self._ready, []
-        self._run(ready, out)
-        return True
+    def _run_ready(self, out: Output, force: bool = False) -> None:
+        if self._ready and (force or len(self._ready) >= RUN_EVENTS):
+            ready, self._ready = self._ready, []
+            self._run(ready, out)
 
     def observe_snapshots(self, snapshots: list[dict[str, Any]]) -> None:
         """Follower counts from account snapshots (the snapshots topic) for tiers. (Profile
@@ -307,7 +287,8 @@ class PartitionEngine:
         """Rows of everything changed since it was last emitted, open windows too: call when
         input pauses, so readers see current figures before windows close."""
         out = Output()
-        if self._run_ready(out, 1):
+        if self._ready:
+            self._run_ready(out, force=True)
             self._closed(out)
         self._window_rows(self.agg.emit_open(), out)
         self._count_rows(None, out)

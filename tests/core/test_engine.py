@@ -100,21 +100,14 @@ def test_released_events_run_together_and_give_the_rows_of_runs_at_once(
               for i in range(600) for a, b in [rng.sample(range(30), 2)]]  # fmt: skip
     messages = [(dense + sparse)[i : i + 35] for i in range(0, 12_600, 35)]
 
-    def rows(checkpoint_at: int = -1, run_every: int = 0) -> tuple[Any, list[bool]]:
-        """With ``run_every``, runs are deferred and asked for after every so many takes."""
+    def rows(checkpoint_at: int = -1) -> tuple[Any, list[bool]]:
         engine, outs, runs = PartitionEngine(EngineConfig(), "t", 0), [], []
         for i, m in enumerate(messages):
             if 0 <= checkpoint_at <= i and engine._ready:
                 engine = pickle.loads(pickle.dumps(engine))  # while events wait
                 checkpoint_at = -2
             before = engine.stream_time
-            outs.append(engine.process([m], defer=run_every > 0))
-            bound = engine_module.DEFER_EVENTS if run_every else engine_module.RUN_EVENTS
-            assert engine.ready < bound  # what waits is bounded
-            if run_every and i % run_every == 0:
-                waited = engine.ready
-                outs.append(engine.run_ready())
-                assert engine.ready == (waited if waited < engine_module.RUN_EVENTS else 0)
+            outs.append(engine.process([m]))
             runs.append(engine.stream_time != before)
             if i == len(messages) // 2:
                 outs.append(engine.emit_open())  # a pause: what waits runs
@@ -127,10 +120,6 @@ def test_released_events_run_together_and_give_the_rows_of_runs_at_once(
     assert together["window_aggregates"] and together["reply_records"]
     assert sum(runs) <= len(messages) // 6  # gathered: most takes ran nothing
     assert rows(checkpoint_at=101)[0] == together
-    deferred, later = rows(run_every=3)  # a worker runs them between its turns
-    assert deferred == together and 0 < sum(later) <= sum(runs)
-    monkeypatch.setattr(engine_module, "DEFER_EVENTS", 3_000)  # the runs fell behind
-    assert rows(run_every=1_000)[0] == together
     monkeypatch.setattr(engine_module, "RUN_EVENTS", 200)
     by_count, more = rows()
     assert by_count == together and sum(runs) < sum(more) <= len(messages) // 3
