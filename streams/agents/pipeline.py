@@ -444,12 +444,13 @@ class Pipeline:
         """Save the states due (all of them when input paused, or with ``everything``), then
         acknowledge what is safe.
 
-        The event loop is held only to emit open windows, store buffered rows (every one when
-        input paused or with ``everything``, else what is due, as after a batch of input: the
-        acknowledgement waits for rows and state both, so it may come a checkpoint later) and
-        fork: a child process pickles the states as they were at the fork (``forked``) while
-        the agents go on; the pickles are then written to the changelog and the producer
-        flushed, and only then are the offsets they cover acknowledged. Large states are saved
+        The event loop is held only to emit open windows, store every buffered row (a saved
+        engine counts its rows as written: were they still buffered when the worker dies, the
+        restored engine would never write them again — pair counts went missing after a kill
+        while checkpoints stored only the rows due) and fork: a child process pickles the
+        states as they were at the fork (``forked``) while the agents go on; the pickles are
+        then written to the changelog and the producer flushed, and only then are the offsets
+        they cover acknowledged. Large states are saved
         less often, so that saving takes at most ``checkpoint_budget`` of the time (``_due``).
         """
         async with self.lock("checkpoint"):
@@ -462,7 +463,7 @@ class Pipeline:
                 state = self.states[tp]
                 if isinstance(state, PartitionEngine):
                     await self._output(state.emit_open())
-            await self._flush(force=everything)
+            await self._flush(force=True)
             started = time.monotonic()
             saving = [(tp, self.states[tp], self.states[tp].offset, self.any_event[tp])
                       for tp in due]  # fmt: skip
