@@ -2,9 +2,15 @@
 
 ``add`` only buffers; ``flush_due``/``flush`` insert and return, per Kafka partition, the
 highest offset whose rows are all stored, so the caller acknowledges only what is safe.
-``flush_due`` inserts for ``flush_due_seconds`` at most (at least one batch) and leaves the rest
-for its next call: a worker calls it after every batch of input on its event loop, where a
-dozen batches falling due together held the loop for a quarter of a second.
+``flush_due`` inserts for ``flush_due_seconds`` at most (at least one batch, or one piece of
+``PIECE_ROWS`` of a batch of rows not from Kafka) and leaves the rest for its next call: a worker
+calls it after every batch of input on its event loop, where a dozen batches falling due together
+held the loop for a quarter of a second, and a checkpoint's open-window figures (300k rows) for
+more than a second.
+
+``seal_unsourced`` marks the rows not from Kafka buffered so far (derived rows: whoever made them
+counts them written), and ``unsourced_sealed`` says whether any of them is still unstored: a
+checkpoint waits for that before its saved state becomes durable, while the agents go on.
 
 Exactly-once effect: before a batch is inserted, its offset ranges are recorded in
 ``sink_batches``. After a crash, replayed rows below the recorded range are dropped (already
@@ -32,6 +38,9 @@ Ranges = dict[TopicPartition, tuple[int, int]]
 # A batch collects rows of one table derived from one set of Kafka partitions.
 _Key = tuple[str, tuple[TopicPartition, ...]]
 T = TypeVar("T")
+# Rows per insert of a batch not from Kafka (no dedup token: it can be stored in pieces), so a
+# flush's budget can stop between pieces: chDB takes ~4 µs a row, 10k rows ~40 ms.
+PIECE_ROWS = 10_000
 
 
 class BackpressureError(RapportError):
@@ -96,6 +105,7 @@ class _Batch:
     rows: list[Sequence[Any]] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)  # row count after each add
     positions: list[dict[TopicPartition, int]] = field(default_factory=list)
+    stored: int = 0  # rows already inserted (pieces of a batch not from Kafka)
 
     def append(self, rows: Sequence[Sequence[Any]], offsets: dict[TopicPartition, int]) -> None:
         self.rows.extend(rows)
@@ -159,7 +169,9 @@ class Writer:
 
     @property
     def buffered_rows(self) -> int:
-        return sum(len(b.rows) for b in (*self._open.values(), *self._sealed.values()))
+        return sum(
+            len(b.rows) - b.stored for b in (*self._open.values(), *self._sealed.values())
+        )
 
     def add(
         self, table: Table, rows: Sequence[Sequence[Any]], offsets: Mapping[TopicPartition, int]
@@ -215,6 +227,22 @@ class Writer:
         available from ``stored_offsets()``.
         """
         return self._flush(force=True)
+
+    def seal_unsourced(self) -> None:
+        """Seal the buffered rows not from Kafka: ``unsourced_sealed`` is true until all of them
+        are stored (by ``flush_due`` calls, sealed batches first, or ``flush``); rows added
+        from now on are not part of it."""
+        for key in [k for k, b in self._open.items() if not b.source]:
+            batch = self._open.pop(key)
+            sealed = self._sealed.get(key)
+            if sealed is None:
+                self._sealed[key] = batch
+            else:
+                sealed.append(batch.rows, {})
+
+    def unsourced_sealed(self) -> bool:
+        """Whether rows not from Kafka sealed by ``seal_unsourced`` are still unstored."""
+        return any(not b.source for b in self._sealed.values())
 
     def stored_offsets(self) -> dict[TopicPartition, int]:
         """Per partition, the highest offset whose rows (for every table) are all stored."""
@@ -289,9 +317,8 @@ class Writer:
             return self._clock() - started >= budget
 
         for key in list(self._sealed):  # recorded, not yet stored (a flush cut short or failed)
-            if spent():
+            if spent() or not self._store(self._sealed[key], spent):
                 return self.stored_offsets()
-            self._store(self._sealed[key])
             del self._sealed[key]
         now = self._clock()
         due = [
@@ -318,21 +345,29 @@ class Writer:
         for key, _ in due:
             self._sealed[key] = self._open.pop(key)
         for i, (key, batch) in enumerate(due):
-            if i and spent():
+            if i and spent() or not self._store(batch, spent):
                 break  # recorded: stored first thing next call
-            self._store(batch)
             del self._sealed[key]
         return self.stored_offsets()
 
-    def _store(self, batch: _Batch) -> None:
-        """Insert a batch; refused rows reach the callback only once the rest is stored."""
+    def _store(self, batch: _Batch, spent: Callable[[], bool]) -> bool:
+        """Insert a batch, whole if from Kafka (one dedup token), else in pieces until
+        ``spent()``; whether all of it is stored. Refused rows reach the callback only once
+        the rest of their piece is stored."""
         token = None
         if batch.source and self.capabilities.insert_deduplication_token:
             token = f"{batch.table.name}|{_ranges_text(batch.ranges())}"
-        letters: list[DeadLetter] = []
-        self._insert(batch, 0, len(batch.rows), token, letters)
-        for letter in letters:
-            self._on_dead_letter(letter)
+        piece = PIECE_ROWS if not batch.source else len(batch.rows)
+        while batch.stored < len(batch.rows):
+            if batch.stored and spent():
+                return False
+            letters: list[DeadLetter] = []
+            end = min(len(batch.rows), batch.stored + piece)
+            self._insert(batch, batch.stored, end, token, letters)
+            batch.stored = end
+            for letter in letters:
+                self._on_dead_letter(letter)
+        return True
 
     def _insert(
         self, batch: _Batch, lo: int, hi: int, token: str | None, letters: list[DeadLetter]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from sinks import writer as writer_module
 from sinks.backends import Backend, InsertRejected, SinkUnavailable
 from sinks.capabilities import Capabilities, probe
 from sinks.migrations import MIGRATIONS, migrate
@@ -221,6 +222,46 @@ def test_flush_due_stops_at_its_budget_and_what_it_left_survives_a_crash(
         replay.add(INTERACTIONS, [interaction(o, p) for o in range(4)], {(TOPIC, p): 0})
     assert replay.flush() == {(TOPIC, p): 0 for p in range(3, 6)}
     assert count(backend, "interactions", final=True) == 24
+
+
+def aggregate_row(account: str) -> tuple[Any, ...]:
+    return (account, 3_600_000, 0, 0, "all", 1, 0, 1, 0, 0, 0, 0, None, None, None, 0, 0, 0, 0, 1)
+
+
+def test_sealed_derived_rows_are_stored_in_pieces_within_the_budget(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint seals the derived rows (no offsets) its engines emitted and waits until
+    ``unsourced_sealed`` is false: ``flush_due`` stores them a piece at a time within its
+    budget (300k rows in one insert held the loop 1.3 s), rows added after the seal are not
+    waited for, and a second seal before the first is stored joins it."""
+    monkeypatch.setattr(writer_module, "PIECE_ROWS", 10)
+    clock = Clock()
+    w = writer(Slow(backend, clock, 0.03), batch_seconds=3600, flush_due_seconds=0.05,
+               clock=clock)  # fmt: skip
+    w.add(WINDOW_AGGREGATES, [aggregate_row(f"a{i}") for i in range(25)], {})
+    add_messages(w, range(3))
+    assert not w.unsourced_sealed()
+    w.seal_unsourced()
+    w.add(WINDOW_AGGREGATES, [aggregate_row(f"b{i}") for i in range(5)], {})
+    assert w.unsourced_sealed()
+    assert w.flush_due() == {}  # two pieces of 10 (0.06 s): spent; the raw rows are not due
+    assert count(backend, "window_aggregates") == 20
+    assert w.unsourced_sealed()
+    assert w.buffered_rows == 5 + 5 + 3
+    w.add(WINDOW_AGGREGATES, [aggregate_row(f"c{i}") for i in range(12)], {})
+    w.seal_unsourced()  # b and c join what is left of the first seal
+    assert w.flush_due() == {}
+    assert count(backend, "window_aggregates") == 40
+    assert w.unsourced_sealed()
+    w.add(WINDOW_AGGREGATES, [aggregate_row("d0")], {})
+    assert w.flush_due() == {}
+    assert count(backend, "window_aggregates") == 42
+    assert not w.unsourced_sealed()  # d0 came after both seals: not waited for
+    assert w.buffered_rows == 1 + 3
+    assert w.flush() == {TP: 2}
+    assert count(backend, "window_aggregates") == 43
+    assert count(backend, "interactions") == 3
 
 
 def test_replay_of_an_unacknowledged_batch_does_not_duplicate(backend: Backend) -> None:

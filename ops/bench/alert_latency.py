@@ -92,7 +92,7 @@ BLOCKING = {
     "event loop held > 0.5 s": 'rapport_loop_lag_seconds_bucket{le="0.5"}',
     # a batch awaits between its partitions (the loop turns) yet keeps the pipeline's lock
     **{f"lock held > 0.5 s by {h}": f'rapport_lock_held_seconds_bucket{{holder="{h}",le="0.5"}}'
-       for h in ("interactions", "actors", "checkpoint")},
+       for h in ("interactions", "actors", "checkpoint", "checkpoint emit", "checkpoint flush")},
     "actors waited > 0.25 s for the lock":
         'rapport_lock_wait_seconds_bucket{holder="actors",le="0.25"}',
 }
