@@ -161,7 +161,8 @@ def profile_summary(path: Path, top: int = 15) -> tuple[int, int, Ranked, Ranked
     own: Counter[str] = Counter()
     cumulative: Counter[str] = Counter()
     busy = waiting = 0
-    for line in path.read_text().splitlines():
+    # py-spy writes frame names as it reads them from the process: not always valid UTF-8
+    for line in path.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
