@@ -30,9 +30,11 @@ elsewhere. Pickled whole as its checkpoint.
 
 from __future__ import annotations
 
-import heapq
 import zlib
+from bisect import bisect_right
 from dataclasses import replace
+from itertools import repeat
+from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
 from streams.core.batch import AccountIndex
@@ -46,6 +48,7 @@ Route = Literal["actor", "link"]
 END = 2**62  # the watermark of a source that ended (end-of-input marker)
 NO_NEWS = NO_TIME  # the watermark of a message that more of the same batch follows: moves nothing
 LINK_RULES = frozenset({"R2"})  # judged per URL; the rest (but R8) per actor
+_TS, _ID, _TS_OF_HELD = itemgetter("ts"), itemgetter("event_id"), itemgetter(0)
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -95,7 +98,7 @@ class ActorEngine:
         self.offset = -1  # last Kafka offset folded in: set by the caller, kept in checkpoints
         self.marks = [NO_TIME] * sources  # watermark per source partition
         self.lead_ms = config.spam.lateness_ms // 2  # how far ahead of the slowest source
-        # heap by (ts, event id, arrival number): repeats stay apart until released (then
+        # sorted by (ts, event id, arrival number): repeats stay apart until released (then
         # the first to arrive counts), and two events are never compared themselves
         self.held: list[tuple[int, str, int, Route, Event]] = []
         self.arrived = 0
@@ -109,20 +112,26 @@ class ActorEngine:
 
     def process(self, messages: list[Routed]) -> list[Alert]:
         """Take messages in offset order; judge what every source has passed; the alerts."""
+        held = self.held
+        before = len(held)
         for m in messages:
             mark = self.marks[m.source]
             # a source that ended and starts again (another file) counts from its new events
             # (from none yet, until the message that ends their batch: NO_NEWS is NO_TIME)
             resumed = mark == END and m.watermark != END and bool(m.events)
             self.marks[m.source] = m.watermark if resumed else max(mark, m.watermark)
-            for e in m.events:
-                heapq.heappush(self.held, (e["ts"], e["event_id"], self.arrived, m.route, e))
-                self.arrived += 1
+            n = self.arrived
+            held.extend(zip(map(_TS, m.events), map(_ID, m.events), range(n, n + len(m.events)),
+                            repeat(m.route), m.events))  # fmt: skip
+            self.arrived += len(m.events)
+        if len(held) > before:
+            held.sort()  # sorted runs (what was held, each message's mostly in order): merged
         frontier = min(self.marks) + self.lead_ms
+        released = bisect_right(held, frontier, key=_TS_OF_HELD)
         due: dict[Route, list[Event]] = {"actor": [], "link": []}
-        while self.held and self.held[0][0] <= frontier:
-            *_, r, e = heapq.heappop(self.held)
-            due[r].append(e)
+        for item in held[:released]:
+            due[item[3]].append(item[4])
+        del held[:released]
         alerts: list[Alert] = []
         for r, events in due.items():
             if events:
@@ -134,7 +143,8 @@ class ActorEngine:
             # events are in those sets already, so start sets for dropping on release
             state["seen"] = _seen_ids(state["lead_ms"] * 2)
             state["held"] = [(ts, i, n, r, e) for n, (ts, i, r, e) in enumerate(state["held"])]
-            state["arrived"] = len(state["held"])  # (a heap still: the order is kept)
+            state["arrived"] = len(state["held"])
+        state["held"].sort()  # saved as a heap before sorted lists
         vars(self).update(state)
 
     def state_size(self) -> dict[str, int]:

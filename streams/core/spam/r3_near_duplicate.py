@@ -35,6 +35,7 @@ ALERT_WINDOW_MS = HOUR_MS
 
 
 Sketch = tuple[U32, U64]  # LSH band keys, sorted distinct shingles
+Keys = list[int]  # a text's band keys as one int per (band, key): see ``band_keys``
 
 
 class Text(NamedTuple):
@@ -68,8 +69,9 @@ class BandIndex:
         self.shingles: list[U64] = []
         self.keys: Counter[int] = Counter()
 
-    def add(self, text: Text, edge: int) -> None:
-        """Add a sketched text; rows at or before ``edge`` may be dropped to make room."""
+    def add(self, text: Text, edge: int, keys: Keys | None = None) -> None:
+        """Add a sketched text (``keys``: its ``band_keys``, if known); rows at or before
+        ``edge`` may be dropped to make room."""
         assert text.sketch is not None
         if len(self.texts) == len(self.ts):
             self.alive(edge)
@@ -80,12 +82,12 @@ class BandIndex:
         self.bands[n], self.ts[n] = text.sketch[0], text.ts
         self.texts.append(text)
         self.shingles.append(text.sketch[1])
-        self.keys.update(_band_keys(text.sketch[0]))
+        self.keys.update(band_keys(text.sketch[0]).tolist() if keys is None else keys)
 
-    def sharing(self, bands: U32) -> int:
-        """At most how many rows share a band key with ``bands``: a row counts once per band
-        it shares, and rows out of the window count until they are dropped."""
-        return sum(map(self.keys.get, _band_keys(bands), repeat(0)))
+    def sharing(self, keys: Keys) -> int:
+        """At most how many rows share one of a text's band ``keys``: a row counts once per
+        band it shares, and rows out of the window count until they are dropped."""
+        return sum(map(self.keys.get, keys, repeat(0)))
 
     def alive(self, edge: int) -> Bools:
         """Which rows are in the window (time > ``edge``), after dropping the rest if they are
@@ -98,7 +100,7 @@ class BandIndex:
             self.bands[:live], self.ts[:live] = self.bands[keep], self.ts[keep]
             self.texts = [self.texts[i] for i in keep.tolist()]
             self.shingles = [self.shingles[i] for i in keep.tolist()]
-            self.keys = Counter(k for row in self.bands[:live] for k in _band_keys(row))
+            self.keys = Counter(band_keys(self.bands[:live]).ravel().tolist())
             return np.ones(live, np.bool_)
         return alive
 
@@ -168,7 +170,7 @@ class NearDuplicateRule:
         for i, row in enumerate(rows.tolist()):
             actor, t = actors[i], ts[row]
             pending = busy.get(actor)
-            sketch = None if pending is None else pending.popleft()
+            sketch, keys = (None, None) if pending is None else pending.popleft()
             sent = self.actors.get(actor)
             if sent is None:
                 sent = self.actors[actor] = Sent()
@@ -183,6 +185,7 @@ class NearDuplicateRule:
                 sent.texts.append(Text(t, eids[row], str(targets[row]), thread, texts[i], None))
                 sent.raw += 1
                 continue
+            assert keys is not None
             text = Text(t, eids[row], str(targets[row]), thread, None, sketch)
             index = sent.sketched(self.hasher.bands, window)
             sent.texts.append(text)
@@ -191,27 +194,29 @@ class NearDuplicateRule:
             # same guard as R6 and R7)
             if (
                 len(sent.texts) >= self.min_texts
-                and index.sharing(sketch[0]) + 1 >= self.min_texts
+                and index.sharing(keys) + 1 >= self.min_texts
                 and not self.log.raised_for(RULE, actor, sent.top, ALERT_WINDOW_MS)
             ):
                 alert = self._judge(row, actor, sent, index, text, texts[i])
                 if alert is not None:
                     out.append(alert)
-            index.add(text, sent.top - window)
+            index.add(text, sent.top - window, keys)
         return out
 
-    def _busy(self, actors: list[str]) -> dict[str, deque[Sketch]]:
+    def _busy(self, actors: list[str]) -> dict[str, deque[tuple[Sketch, Keys]]]:
         """Actors with enough texts (window + batch) to fire, each with an empty sketch queue."""
-        busy: dict[str, deque[Sketch]] = {}
+        busy: dict[str, deque[tuple[Sketch, Keys]]] = {}
         for actor, n in Counter(actors).items():
             sent = self.actors.get(actor)
             if n + (len(sent.texts) if sent is not None else 0) >= self.min_texts:
                 busy[actor] = deque()
         return busy
 
-    def _sketch(self, busy: dict[str, deque[Sketch]], actors: list[str], texts: list[str]) -> None:
+    def _sketch(
+        self, busy: dict[str, deque[tuple[Sketch, Keys]]], actors: list[str], texts: list[str]
+    ) -> None:
         """Sketch the busy actors' unsketched kept texts (in place) and new texts (into
-        ``busy``, in arrival order), in one vectorised pass."""
+        ``busy``, in arrival order, with their band keys), in one vectorised pass."""
         kept = [
             (sent, j)
             for a in busy
@@ -222,13 +227,14 @@ class NearDuplicateRule:
         raw = [sent.texts[j].text or "" for sent, j in kept]
         new = [i for i, a in enumerate(actors) if a in busy]
         sk = self.hasher.sketch(raw + [texts[i] for i in new])
+        keys: list[Keys] = band_keys(sk.bands).tolist()
         for k, (sent, j) in enumerate(kept):
             sent.raw = 0
             sent.texts[j] = sent.texts[j]._replace(text=None, sketch=(sk.bands[k], sk.shingles[k]))
             if sent.index is not None:
-                sent.index.add(sent.texts[j], sent.top - self.window_ms)
+                sent.index.add(sent.texts[j], sent.top - self.window_ms, keys[k])
         for j, i in enumerate(new, len(kept)):
-            busy[actors[i]].append((sk.bands[j], sk.shingles[j]))
+            busy[actors[i]].append(((sk.bands[j], sk.shingles[j]), keys[j]))
 
     def _judge(
         self, row: int, actor: str, sent: Sent, index: BandIndex, text: Text, raw: str
@@ -270,9 +276,10 @@ class NearDuplicateRule:
 _BAND_NUMBERS = np.arange(256, dtype=np.int64) << 32
 
 
-def _band_keys(bands: U32) -> list[int]:
-    """One int per (band, key) of a text's band keys."""
-    return (bands | _BAND_NUMBERS[: len(bands)]).tolist()
+def band_keys(bands: U32) -> I64:
+    """One int per (band, key) of a text's band keys (the last axis: one text, or a row
+    per text)."""
+    return bands | _BAND_NUMBERS[: bands.shape[-1]]
 
 
 def _text_order(t: Text) -> tuple[int, str]:
