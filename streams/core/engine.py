@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -167,10 +168,11 @@ class _WindowCounts:
 
     def take(
         self, closed_before: int | None, grace_ms: int
-    ) -> list[tuple[int, int, list[tuple[int, int]]]]:
-        """(size, start, [(key, count)] in key order) of the keys changed since their last row:
-        in every window (``closed_before`` None), or in the windows closed by stream time
-        ``closed_before`` (dropped after)."""
+    ) -> list[tuple[int, int, np.ndarray, list[int]]]:
+        """(size, start, keys ascending, their counts) of the keys changed since their last
+        row: in every window (``closed_before`` None), or in the windows closed by stream time
+        ``closed_before`` (dropped after). Keys as an array, so that rows are made per column
+        (a tuple per key here and a lookup per key there were 5% of the worker at 2M)."""
         if closed_before is None:
             done = sorted(self.dirty)
             counts = [self.windows[k] for k in done]
@@ -178,11 +180,12 @@ class _WindowCounts:
             done = sorted(k for k in self.windows if closed_before >= k[1] + k[0] + grace_ms)
             counts = [self.windows.pop(k) for k in done]
         changed = [self.dirty.pop(k, set()) for k in done]
-        return [
-            (size, start, [(key, c[key]) for key in sorted(keys)])
-            for (size, start), c, keys in zip(done, counts, changed, strict=True)
-            if keys
-        ]
+        out = []
+        for (size, start), c, keys in zip(done, counts, changed, strict=True):
+            if keys:
+                ordered = np.sort(np.fromiter(keys, np.int64, len(keys)))
+                out.append((size, start, ordered, list(map(c.__getitem__, ordered.tolist()))))
+        return out
 
     def __len__(self) -> int:
         return sum(map(len, self.windows.values()))
@@ -439,21 +442,19 @@ class PartitionEngine:
 
     def _count_rows(self, closed_before: int | None, out: Output) -> None:
         """Pair counts, tier mixing and late counts: touched ones, or closed windows."""
-        names = self.accounts.names
-        for size, start, counts in self.pairs.take(closed_before, self.config.grace_ms):
-            out.pair_counts.extend(
-                (size, start, names[k >> _ID_BITS], names[k & _ID_MASK], n, n)
-                for k, n in counts
-            )
-        tiers = (None, *self.config.tier_names)
-        for size, start, counts in self.mixing.take(closed_before, self.config.grace_ms):
+        names_of = self.accounts.names_of
+        for size, start, keys, n in self.pairs.take(closed_before, self.config.grace_ms):
+            src, dst = names_of(keys >> _ID_BITS).tolist(), names_of(keys & _ID_MASK).tolist()
+            out.pair_counts.extend(zip(repeat(size), repeat(start), src, dst, n, n))
+        tiers = np.array([t or BASE for t in (None, *self.config.tier_names)], dtype=object)
+        for size, start, keys, n in self.mixing.take(closed_before, self.config.grace_ms):
+            src, dst = tiers[keys >> 8].tolist(), tiers[keys & 255].tolist()
             out.tier_mixing.extend(
-                (size, start, self.partition, tiers[k >> 8] or BASE, tiers[k & 255] or BASE, n, n)
-                for k, n in counts
+                zip(repeat(size), repeat(start), repeat(self.partition), src, dst, n, n)
             )
         for size, start in sorted(self._late_changed):
-            n = self.late[(size, start)]
-            out.late_events.append((size, start, self.topic, self.partition, n, n))
+            late = self.late[(size, start)]
+            out.late_events.append((size, start, self.topic, self.partition, late, late))
         self._late_changed.clear()
 
 
