@@ -3,23 +3,23 @@
 A live stream on the local Kafka: a fresh run (own topics, its own database on the ClickHouse
 server — ``RAPPORT_CLICKHOUSE`` or the local stack's — unless ``--sink chdb``), its own worker
 process with every analytic and rule on, and the simulator's realistic mix of events
-(``streams.chaos.workload``: kinds, accounts, spammers) replayed in order at ``--rate``
-events/s, each stamped with the wall clock as it is sent (``ts``), in envelopes of what is due
-every 50 ms per partition, the snapshots first. After ``--warmup`` seconds (the worker joins
-its group and catches up), every ``--sample-every``-th event of the next ``--seconds`` seconds
-is watched: a poller queries ``interactions`` for the watched event ids every ``--poll``
-seconds, and an event's latency is the start of the first query that returns its row minus its
-``ts`` (resolution: the poll interval plus a query). Prints p50/p90/p99/max, the rate achieved
-and the worker's CPU use over the measured period, and for comparison the worker's own
-``rapport_ingest_to_stored_seconds`` histogram (Kafka timestamp of a message → acknowledged,
-rows and state stored; scraped from its ``/metrics`` at the start and end of the measured
-period, quantiles as the upper bound of their bucket).
+(``streams.chaos.workload``: kinds, accounts, spammers) replayed in order at ``--rate`` events/s,
+each stamped with the wall clock as it is sent (``ts``), in envelopes of what is due every 50 ms
+per partition, the snapshots first. After ``--warmup`` seconds (the worker joins its group, catches
+up, and its engines are past their reorder allowance), every ``--sample-every``-th event of the
+next ``--seconds`` seconds is watched: a poller queries ``interactions`` for the watched event ids
+every ``--poll`` seconds, and an event's latency is the start of the first query that returns its
+row minus its ``ts`` (resolution: the poll interval plus a query). Prints p50/p90/p99/max, the rate
+achieved and the worker's CPU use over the measured period, and for comparison the worker's own
+``rapport_ingest_to_stored_seconds`` histogram (Kafka timestamp of a message → acknowledged, rows
+and state stored; scraped from its ``/metrics`` at the start and end of the measured period,
+quantiles as the upper bound of their bucket).
 
 Run it at about half the throughput ``pipeline_throughput.py`` measures (its events/s)::
 
     .venv/bin/rapport stack up    # Kafka on 127.0.0.1:9092, ClickHouse server on :9000
     nice -n 5 .venv/bin/python ops/bench/live_latency.py --rate 1250 [--seconds 60]
-        [--warmup 20] [--sample-every 50] [--poll 0.1] [--sink server|chdb] [--keep]
+        [--warmup 150] [--sample-every 50] [--poll 0.1] [--sink server|chdb] [--keep]
 
 With ``--sink chdb`` the sink is embedded in the worker and the poller asks the worker's
 ``/api/sql`` (which runs on the worker's event loop, so it adds load). The server run's
@@ -137,7 +137,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rate", type=int, default=1250, help="events per second")
     ap.add_argument("--seconds", type=float, default=60.0, help="measured period")
-    ap.add_argument("--warmup", type=float, default=20.0, help="seconds before measuring")
+    ap.add_argument("--warmup", type=float, default=None,
+                    help="seconds before measuring (default: the engines' reorder allowance + "
+                         "30 s, so that every analytic runs while measured)")  # fmt: skip
     ap.add_argument("--sample-every", type=int, default=0,
                     help="watch every N-th event (default: about 20 a second)")  # fmt: skip
     ap.add_argument("--poll", type=float, default=0.1, help="seconds between queries")
@@ -149,6 +151,8 @@ def main() -> None:
 
     tmp, settings, env = bench_run("live-latency", args.sink)
     partitions = settings.kafka.partitions
+    if args.warmup is None:  # the engines hold events this long before they run them
+        args.warmup = settings.analytics.reorder_seconds + 30
 
     total = int(args.rate * (args.warmup + args.seconds) * 1.15) + 1000
     sim = workload(total, args.seed)
