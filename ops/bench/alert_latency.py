@@ -3,7 +3,8 @@
 A live stream on the local Kafka: a fresh run (own topics, embedded chDB in a temporary
 directory, its own worker process), background traffic of ``--rate`` events per second — the
 simulator's mix, as in ``pipeline_throughput.py`` (``--accounts`` accounts over two days,
-replayed in order, its own spammers included) — and every ``--every`` seconds a new spammer
+replayed in order, its own spammers included; again and again, each round with accounts of
+its own) — and every ``--every`` seconds a new spammer
 replying with one link to 12 strangers (rule R1 fires at the 10th distinct target).
 
 Event time: by default the wall clock, as in a live stream (windows close at the pace they
@@ -62,6 +63,7 @@ from streams.simulate import simulate  # noqa: E402
 from streams.worker import WorkerProcess  # noqa: E402
 
 COMPLETING = 10  # R1: the 10th distinct target completes the burst
+RENAMED = ("event_id", "actor", "target", "in_reply_to", "conversation_id")  # per round
 Event = dict[str, Any]
 
 
@@ -72,15 +74,18 @@ def event(i: str, kind: str, actor: str, target: str, ts: int, urls: list[str]) 
 
 
 def background(events: list[dict[str, Any]], partitions: int) -> Iterator[tuple[int, Event]]:
-    """(partition, event) of the simulated network's events in order, again and again: ids
-    made unique and times moved on by the simulated span per round."""
-    parts = [partition_for(e["actor"], e["target"], partitions) for e in events]
+    """(partition, event) of the simulated network's events in order, again and again, each
+    round a copy of the network with accounts and event ids of its own (``~round``), times
+    moved on by the simulated span. (Until session 14 the accounts were the same every round:
+    each one sent its texts again every three minutes, so rule R3 met every text's copy from
+    the round before and judged it — 22% of the worker's event loop.)"""
     span = events[-1]["ts"] - events[0]["ts"] + 1000
     for round_ in itertools.count():
-        for p, e in zip(parts, events, strict=True):
+        for e in events:
             if round_:
-                e = {**e, "event_id": f"{e['event_id']}~{round_}", "ts": e["ts"] + round_ * span}
-            yield p, e
+                e = {**e, "ts": e["ts"] + round_ * span, **{
+                    k: f"{e[k]}~{round_}" for k in RENAMED if e[k] is not None}}
+            yield partition_for(e["actor"], e["target"], partitions), e
 
 
 # what holds the worker's event loop (and how long saves take to be durable), from its /metrics:
