@@ -19,10 +19,7 @@ from prometheus_client import Histogram
 
 
 class Turns:
-    """``async with turns("actors"): ...`` — one holder at a time, first come first served.
-    A turn ends by letting the event loop run: an uncontended lock is taken without yielding, so
-    a checkpoint's turns back to back (emitting engine after engine, flushing piece after piece)
-    would otherwise hold the loop for all of them, and no agent could even ask for a turn."""
+    """``async with turns("actors"): ...`` — one holder at a time, first come first served."""
 
     def __init__(self, waited: Histogram, held: Histogram) -> None:
         self._lock = asyncio.Lock()
@@ -39,7 +36,6 @@ class Turns:
                 yield
             finally:
                 self._held.labels(holder).observe(time.monotonic() - got)
-        await asyncio.sleep(0)
 
     def locked(self) -> bool:
         return self._lock.locked()
