@@ -44,6 +44,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,9 @@ def main() -> None:
                          "engines' reorder allowance + 30 s, so that they run)")  # fmt: skip
     ap.add_argument("--event-time", choices=("wall", "simulated"), default="wall",
                     help="background event times: as simulated, or the wall clock")  # fmt: skip
+    ap.add_argument("--timeline", type=Path, default=None,
+                    help="write each burst's send time (Unix s) and latency (s) to this CSV, to "
+                         "line slow bursts up with the worker's log")  # fmt: skip
     ap.add_argument("--split", action="store_true",
                     help="split the latency at the by-actor topic (reads all of it)")  # fmt: skip
     args = ap.parse_args()
@@ -260,6 +264,10 @@ def main() -> None:
     slowest = sorted(((arrived[a] - t, t - wall_started - warmup) for a, t in completed.items()
                       if a in arrived), reverse=True)[:5]  # fmt: skip
     missing = len(completed) - len(latencies)
+    if args.timeline:
+        args.timeline.write_text("sent,latency\n" + "".join(
+            f"{t:.3f},{arrived[a] - t:.3f}\n" if a in arrived else f"{t:.3f},\n"
+            for a, t in completed.items()))  # fmt: skip
 
     def pct(q: float, values: list[float] = latencies) -> float:
         return values[min(len(values) - 1, int(q * len(values)))] * 1000
@@ -274,7 +282,8 @@ def main() -> None:
             if values:
                 print(f"  {name} ms: p50 {pct(0.5, values):.0f}  p90 {pct(0.9, values):.0f}  "
                       f"p99 {pct(0.99, values):.0f}  max {values[-1] * 1000:.0f}")
-        print("slowest (ms at s after the first burst): "
+        at = datetime.fromtimestamp(wall_started + warmup, UTC).strftime("%H:%M:%S")
+        print(f"slowest (ms at s after the first burst, {at} UTC): "
               + ", ".join(f"{lat * 1000:.0f} at {at:.0f}" for lat, at in slowest))
     print(f"worker CPU while bursts ran (its checkpoint children included): "
           f"{cpu / busy:.0%} of a core, its event loop {loop / busy:.0%}; this process "

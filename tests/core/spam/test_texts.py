@@ -8,7 +8,7 @@ import numpy as np
 
 from streams.core.spam import MinHasher, SpamDetector
 from streams.core.spam import near_duplicates as near_duplicates_of
-from streams.core.spam.r3_near_duplicate import BandIndex, Text, band_keys
+from streams.core.spam.r3_near_duplicate import BandIndex, NearDuplicateRule, Text, band_keys
 from streams.core.windows import window_bounds
 from tests.core.helpers import HOUR, MIN, T0, ev
 from tests.core.spam.builders import names, near_duplicates, only, run, sends
@@ -110,6 +110,41 @@ def test_r3_a_heavy_texter_is_judged_on_its_window_only() -> None:
     first = d.process(stream[:405])
     restored = pickle.loads(pickle.dumps(d))
     assert first + restored.process(stream[405:]) == alerts
+
+
+def texts_of(rule: NearDuplicateRule) -> dict[str, tuple[int, int, list[tuple[object, ...]]]]:
+    """Each actor's top, raw count and texts, sketches as lists (arrays compare per item)."""
+    return {
+        actor: (sent.top, sent.raw, [
+            (*t[:-1], None if t.sketch is None else (t.sketch[0].tolist(), t.sketch[1].tolist()))
+            for t in sent.texts
+        ])
+        for actor, sent in rule.actors.items()
+    }  # fmt: skip
+
+
+def test_r3_state_pickles_as_columns_and_older_states_still_load() -> None:
+    # actors with sketched texts (near-duplicates), raw ones (too few to fire) and both (raw
+    # until the fifth), and a text without shingles; the state is the same after a round trip,
+    # also from a checkpoint written before the columns (each actor's ``Sent`` pickled alone)
+    stream = texted(sends("dup", names("t", 7), T0, MIN), near_duplicates(7))
+    stream += texted(sends("few", names("u", 2), T0 + 30, MIN), ["hello there", "see you"])
+    stream += texted(sends("mix", names("v", 4), T0 + 60, MIN), near_duplicates(4, seed=2))
+    stream.sort(key=lambda e: (e["ts"], e["event_id"]))
+    stream += texted(sends("mix", ["w"], T0 + 9 * MIN, MIN, tag="x"), ["!"])
+    d = SpamDetector(CFG)
+    d.process(stream)
+    (rule,) = d.rules
+    assert isinstance(rule, NearDuplicateRule)
+    before = texts_of(rule)
+    assert {a: r for a, (_, r, _) in before.items()} == {"dup": 0, "few": 2, "mix": 0}
+    assert pickle.loads(pickle.dumps(rule)).actors.keys() == rule.actors.keys()
+    assert texts_of(pickle.loads(pickle.dumps(rule))) == before
+    older = NearDuplicateRule.__new__(NearDuplicateRule)
+    older.__setstate__(pickle.loads(pickle.dumps(dict(rule.__dict__))))
+    assert texts_of(older) == before
+    empty = SpamDetector(CFG).rules[0]
+    assert texts_of(pickle.loads(pickle.dumps(empty))) == {}
 
 
 def test_r3_band_key_counts_bound_the_candidates_as_rows_come_and_go() -> None:
