@@ -11,10 +11,13 @@ from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
 Event = dict[str, Any]
+_PACK = msgspec.msgpack.Encoder()
+_UNPACK = msgspec.msgpack.Decoder(list[dict[str, Any]])
 I64 = npt.NDArray[np.int64]
 
 HOUR_MS = 3_600_000
@@ -127,9 +130,17 @@ class ReorderBuffer:
         self.stragglers = 0
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k != "_held_ts"}
+        """The held events as MessagePack (validated events: plain values only), as on the
+        by-actor topic: a live partition holds two minutes of events (85k at the alert bench's
+        pace), which took 0.39 s to pickle and take 0.07 s to pack."""
+        state = {k: v for k, v in self.__dict__.items() if k != "_held_ts"}
+        state["_held"] = {p: _PACK.encode(h) for p, h in self._held.items()}
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        held = state["_held"]  # lists of events in checkpoints from before the packing
+        state["_held"] = {p: _UNPACK.decode(h) if isinstance(h, bytes) else h
+                          for p, h in held.items()}  # fmt: skip
         self.__dict__.update(state)
         self._held_ts = {p: _times(h) for p, h in self._held.items()}
 

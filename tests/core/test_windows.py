@@ -125,3 +125,24 @@ def test_reorder_buffer_matches_its_definition_however_messages_are_grouped(seed
             buf = pickle.loads(pickle.dumps(buf))  # a checkpoint: the held times are rebuilt
     got += buf.flush_all()
     assert [e["event_id"] for e in got] == [e["event_id"] for e in want]
+
+
+def test_reorder_buffer_checkpoint_keeps_held_events_exactly() -> None:
+    # held events are packed (MessagePack) in a checkpoint: every value comes back as it was;
+    # a checkpoint from before the packing (events as pickled dicts) still loads
+    held = [
+        ev("a", "x", None, T0 + 5, "POST", text="héllo 👋", urls=["https://a.example/x"]),
+        ev("b", "x", "y", T0 + 1, "REPLY", in_reply_to="p", conversation_id="c",
+           followers=2**40, following=0, posts=-1),  # fmt: skip
+    ]
+    buf = ReorderBuffer(reorder_ms=MIN)
+    assert buf.push(held, partition=3) == []
+    for restored in (pickle.loads(pickle.dumps(buf)), older_state(buf)):
+        assert restored.flush_all() == sorted(held, key=lambda e: e["ts"])
+
+
+def older_state(buf: ReorderBuffer) -> ReorderBuffer:
+    state = {k: v for k, v in vars(buf).items() if k != "_held_ts"}
+    restored = ReorderBuffer.__new__(ReorderBuffer)
+    restored.__setstate__(pickle.loads(pickle.dumps(state)))
+    return restored
