@@ -282,8 +282,8 @@ def main() -> None:
             if values:
                 print(f"  {name} ms: p50 {pct(0.5, values):.0f}  p90 {pct(0.9, values):.0f}  "
                       f"p99 {pct(0.99, values):.0f}  max {values[-1] * 1000:.0f}")
-        at = datetime.fromtimestamp(wall_started + warmup, UTC).strftime("%H:%M:%S")
-        print(f"slowest (ms at s after the first burst, {at} UTC): "
+        first_at = datetime.fromtimestamp(wall_started + warmup, UTC).strftime("%H:%M:%S")
+        print(f"slowest (ms at s after the first burst, {first_at} UTC): "
               + ", ".join(f"{lat * 1000:.0f} at {at:.0f}" for lat, at in slowest))
     print(f"worker CPU while bursts ran (its checkpoint children included): "
           f"{cpu / busy:.0%} of a core, its event loop {loop / busy:.0%}; this process "

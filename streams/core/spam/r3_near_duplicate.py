@@ -271,11 +271,13 @@ class NearDuplicateRule:
             expire_keys(self.actors, now - self.window_ms)
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "actors": _columns(self.actors)}
+        state = {k: v for k, v in self.__dict__.items() if k != "actors"}
+        return {**state, "columns": _columns(self.actors)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        actors = state["actors"]
-        self.__dict__.update(state, actors=_sents(actors) if "counts" in actors else actors)
+        if "columns" in state:  # else a checkpoint from before the columns: ``actors``
+            state["actors"] = _sents(state.pop("columns"))
+        self.__dict__.update(state)
 
     def state_size(self) -> int:
         return sum(len(s.texts) for s in self.actors.values()) + len(self.actors)
@@ -310,9 +312,8 @@ def _sents(c: dict[str, Any]) -> dict[str, Sent]:
     texts = [Text._make((*r, None if r[-1] is not None else next(sketches))) for r in rows]
     actors, at = {}, 0
     for name, top, n in zip(c["names"], c["tops"], c["counts"], strict=True):
-        sent = actors[name] = Sent()
-        sent.top, sent.texts = top, texts[at : at + n]
-        sent.raw = sum(1 for t in sent.texts if t.sketch is None)
+        sent = actors[name] = Sent.__new__(Sent)
+        sent.__setstate__((top, texts[at : at + n]))  # as if pickled alone
         at += n
     return actors
 
