@@ -18,11 +18,10 @@ import msgspec
 
 from schemas import SCHEMA_HEADER, codec
 from streams.core.actors import NO_NEWS, Route, Routed, route
+from streams.core.windows import pack_events, unpack_events
 
 ROUTE, SOURCE, WATERMARK = "rapport-route", "rapport-source", "rapport-watermark"
 FORMAT = b"by-actor-msgpack"  # the schema header's value on these messages
-_ENCODER = msgspec.msgpack.Encoder()
-_DECODER = msgspec.msgpack.Decoder(list[dict[str, Any]])
 ROUTES: tuple[Route, ...] = ("actor", "link")  # the order of one batch's messages
 MAX_BYTES = 512 * 1024  # a message's events, at most (Kafka refuses messages over 1 MB)
 Headers = list[tuple[str, bytes]]
@@ -55,7 +54,7 @@ def _values(events: list[dict[str, Any]]) -> list[bytes]:
     """``events`` encoded, in order, in as many values as it takes to keep each within
     ``MAX_BYTES``: cut in equal slices by the size of the whole, cut again while one is over
     (an event alone is bounded by the input's checks)."""
-    value = _ENCODER.encode(events)
+    value = pack_events(events)
     if len(value) <= MAX_BYTES or len(events) <= 1:
         return [value]
     n = min(len(events), -(-len(value) // MAX_BYTES) + 1)
@@ -75,7 +74,7 @@ def decode(value: bytes | None, headers: Headers) -> Routed:
         ) from None
     if named.get(SCHEMA_HEADER) == FORMAT:
         try:
-            records = _DECODER.decode(value or b"")
+            records = unpack_events(value or b"")
         except msgspec.DecodeError as exc:
             raise codec.DecodeError("bad_internal", f"not a by-actor message: {exc}") from None
     else:  # written by a worker from before the MessagePack format
