@@ -16,6 +16,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn, Protocol
 
+from sinks.background import BackgroundThreads
 from sinks.sql import bind, literal
 from sinks.url import ClickHouseTarget
 from streams.errors import RapportError
@@ -187,6 +188,7 @@ class ChdbBackend:
 
     Inserts go in as Arrow record batches typed from the table's own columns: about three
     times the throughput of JSONEachRow text, and a wrong value fails in Python, per column.
+    ClickHouse's background threads (merges) are kept behind the caller's (``background``).
     """
 
     def __init__(self, target: ClickHouseTarget) -> None:
@@ -210,6 +212,7 @@ class ChdbBackend:
         self._query(f"CREATE DATABASE IF NOT EXISTS {target.database}")
         self._query(f"USE {target.database}")  # unqualified names mean the sink's database
         self._column_types: dict[str, dict[str, str]] = {}
+        self._background = BackgroundThreads()
 
     def _query(self, sql: str) -> list[tuple[Any, ...]]:
         try:
@@ -255,6 +258,7 @@ class ChdbBackend:
                 inserter.finish()
         except Exception as exc:
             _reraise_chdb(exc, insert=True)
+        self._background.tend()  # merges start after inserts
 
     def _types_of(self, table: str, columns: Sequence[str]) -> dict[str, str]:
         """Column name → ClickHouse type, cached; re-read when a column is new (migrations)."""
