@@ -25,20 +25,25 @@ that spammer being written to the alerts topic (the alert message's Kafka timest
 worker's producer: same clock, and independent of when this process gets round to reading it);
 printed as p50/p90/p99/max over ``--bursts`` bursts, with the background rate achieved, the
 worker's CPU and this process's own (publishing and watching: on two cores it competes with the
-worker). ``--split`` also reads the by-actor topic to split each latency at the re-keyed message
-holding the completing reply (its Kafka timestamp): the interactions agent's part (take, decode,
-partition engines, re-key) and the actors agent's (take, spam rules, alert) — at the price of
-reading every re-keyed event here.
+worker), and the CPU the virtual machine's hypervisor stole meanwhile (``steal``): the slowest
+bursts are printed with the cores stolen while each waited, and the bursts are split into those
+that waited with less than ``--calm`` of a core stolen and the others. ``--split`` also reads
+the by-actor topic to split each latency at the re-keyed message holding the completing reply
+(its Kafka timestamp): the interactions agent's part (take, decode, partition engines, re-key)
+and the actors agent's (take, spam rules, alert) — at the price of reading every re-keyed
+event here.
 
     .venv/bin/rapport stack up   # Kafka on 127.0.0.1:9092
     .venv/bin/python ops/bench/alert_latency.py [--bursts 40] [--rate 2000] [--every 1.5]
         [--accounts 16667] [--seed 1] [--warmup 150] [--event-time wall|simulated] [--split]
+        [--timeline FILE.csv] [--calm 0.25]
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 import threading
 import time
@@ -54,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_runs import bench_run  # noqa: E402
 from naive_faust import proc_figures, stat_cpu_seconds  # noqa: E402
+from steal import StealSampler  # noqa: E402
 
 import schemas  # noqa: E402
 from schemas import codec  # noqa: E402
@@ -146,6 +152,8 @@ def main() -> None:
     ap.add_argument("--timeline", type=Path, default=None,
                     help="write each burst's send time (Unix s) and latency (s) to this CSV, to "
                          "line slow bursts up with the worker's log")  # fmt: skip
+    ap.add_argument("--calm", type=float, default=0.25,
+                    help="cores stolen below which a burst counts as waiting on a calm machine")
     ap.add_argument("--split", action="store_true",
                     help="split the latency at the by-actor topic (reads all of it)")  # fmt: skip
     args = ap.parse_args()
@@ -160,6 +168,7 @@ def main() -> None:
     assert worker.proc is not None
     pid = worker.proc.pid
     event_loop = Path(f"/proc/{pid}/task/{pid}/stat")  # the worker's main thread
+    steal = StealSampler().start()
 
     arrived: dict[str, float] = {}
     routed: dict[str, float] = {}  # spammer -> when its completing reply reached by-actor
@@ -250,6 +259,7 @@ def main() -> None:
         own = time.process_time() - own_at_start
         loop = stat_cpu_seconds(event_loop) - loop_at_start
         busy = time.monotonic() - first_burst
+        stolen_while_busy = steal.cores(time.time() - busy, time.time())
         elapsed = time.monotonic() - started  # sending (the worker's stop comes after)
         blocking = scrape_sums(settings, BLOCKING)
     finally:
@@ -257,17 +267,20 @@ def main() -> None:
         watcher.join(5)
         producer.close()
         worker.stop()
+        steal.stop()
     latencies = sorted(arrived[a] - t for a, t in completed.items() if a in arrived)
+    # cores the hypervisor stole while each burst waited for its alert
+    stolen = {a: steal.cores(t, arrived[a]) for a, t in completed.items() if a in arrived}
     # the two stages: interactions agent (take, decode, engines, re-key) and actors agent
     first = sorted(routed[a] - t for a, t in completed.items() if a in routed)
     second = sorted(arrived[a] - routed[a] for a in completed if a in arrived and a in routed)
-    slowest = sorted(((arrived[a] - t, t - wall_started - warmup) for a, t in completed.items()
-                      if a in arrived), reverse=True)[:5]  # fmt: skip
+    slowest = sorted(((arrived[a] - t, t - wall_started - warmup, stolen[a])
+                      for a, t in completed.items() if a in arrived), reverse=True)[:5]  # fmt: skip
     missing = len(completed) - len(latencies)
     if args.timeline:
-        args.timeline.write_text("sent,latency\n" + "".join(
-            f"{t:.3f},{arrived[a] - t:.3f}\n" if a in arrived else f"{t:.3f},\n"
-            for a, t in completed.items()))  # fmt: skip
+        args.timeline.write_text("sent,latency,steal\n" + "".join(
+            f"{t:.3f},{arrived[a] - t:.3f},{_cores(stolen[a])}\n" if a in arrived
+            else f"{t:.3f},,\n" for a, t in completed.items()))  # fmt: skip
 
     def pct(q: float, values: list[float] = latencies) -> float:
         return values[min(len(values) - 1, int(q * len(values)))] * 1000
@@ -283,15 +296,29 @@ def main() -> None:
                 print(f"  {name} ms: p50 {pct(0.5, values):.0f}  p90 {pct(0.9, values):.0f}  "
                       f"p99 {pct(0.99, values):.0f}  max {values[-1] * 1000:.0f}")
         first_at = datetime.fromtimestamp(wall_started + warmup, UTC).strftime("%H:%M:%S")
-        print(f"slowest (ms at s after the first burst, {first_at} UTC): "
-              + ", ".join(f"{lat * 1000:.0f} at {at:.0f}" for lat, at in slowest))
+        print(f"slowest (ms at s after the first burst, {first_at} UTC; cores stolen): "
+              + ", ".join(f"{lat * 1000:.0f} at {at:.0f} ({_cores(st)})"
+                          for lat, at, st in slowest))
+        for name, calm in (("calm", True), ("stolen from", False)):
+            values = sorted(arrived[a] - t for a, t in completed.items() if a in arrived
+                            and stolen[a] is not None and (stolen[a] < args.calm) == calm)
+            if values:
+                print(f"  bursts on a {name} machine ({'<' if calm else '>='} {args.calm} "
+                      f"of a core stolen while they waited): {len(values)}, ms p50 "
+                      f"{pct(0.5, values):.0f}  p90 {pct(0.9, values):.0f}  "
+                      f"p99 {pct(0.99, values):.0f}  max {values[-1] * 1000:.0f}")
     print(f"worker CPU while bursts ran (its checkpoint children included): "
           f"{cpu / busy:.0%} of a core, its event loop {loop / busy:.0%}; this process "
-          f"(publishing, watching): {own / busy:.0%}")  # fmt: skip
+          f"(publishing, watching): {own / busy:.0%}; stolen by the hypervisor: "
+          f"{_cores(stolen_while_busy)} of {os.cpu_count()} cores")  # fmt: skip
     for name, (count, total) in blocking.items():
         print(f"{name} (whole run): {count:,.0f}, {total:.1f} s"
               + ("" if "_bucket" in BLOCKING[name] else
                  f", mean {1000 * total / max(count, 1):.0f} ms"))
+
+
+def _cores(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}"
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ from naive_faust import (  # noqa: E402
     proc_figures,
     run_naive,
 )
+from steal import steal_seconds  # noqa: E402
 
 from streams.analyze import wait_processed  # noqa: E402
 from streams.chaos import DAYS, EVENTS_PER_ACCOUNT_DAY  # noqa: E402
@@ -297,7 +298,7 @@ def main() -> None:
         worker = ProfiledWorker(
             settings, env, tmp / "worker.log", profile, args.profile_rate
         ).start()
-    started = time.monotonic()
+    started, stolen_before = time.monotonic(), steal_seconds()
     assert worker.proc is not None
     pid = worker.pid if isinstance(worker, ProfiledWorker) else worker.proc.pid
     watch = RssWatch(pid, worker.log)
@@ -306,6 +307,7 @@ def main() -> None:
         wait_processed(worker, quiet=False)
         seconds = time.monotonic() - started
         cpu, rss = proc_figures(pid)
+        stolen_after = steal_seconds()
     finally:
         watch.stop.set()
         worker.stop()
@@ -314,6 +316,10 @@ def main() -> None:
     print(f"events: {n:,} ({accounts:,} accounts x {days:g} days, 4 partitions, all rules, "
           f"{args.envelope_size} per message)")  # fmt: skip
     print(f"drained in {seconds:.1f} s from worker start: {n / seconds:,.0f} events/s")
+    if stolen_before is not None and stolen_after is not None:
+        stolen = (stolen_after - stolen_before) / seconds
+        print(f"CPU stolen by the hypervisor meanwhile: {stolen:.2f} of {os.cpu_count()} cores "
+              "(events/s counts it, events per CPU-second does not)")
     print(f"worker CPU {cpu:.1f} s: {n / cpu:,.0f} events per CPU-second (per core)")
     print(f"worker peak RSS {rss / MIB:,.0f} MiB ({ready_rss / MIB:,.0f} MiB when ready, "
           f"before input); log {tmp / 'worker.log'}")  # fmt: skip
