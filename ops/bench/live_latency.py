@@ -29,6 +29,7 @@ database is dropped at the end unless ``--keep``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_runs import bench_run  # noqa: E402
 from naive_faust import stat_cpu_seconds  # noqa: E402
+from steal import steal_seconds  # noqa: E402
 
 import schemas  # noqa: E402
 from schemas import codec  # noqa: E402
@@ -180,6 +182,8 @@ def main() -> None:
     after: dict[float, float] = {}
     sent = measured_sent = 0
     cpu0 = cpu1 = 0.0
+    stolen0: float | None = None
+    stolen1: float | None = None
     started = time.monotonic()
     measure_from = started + args.warmup
     measure_to = measure_from + args.seconds
@@ -200,6 +204,7 @@ def main() -> None:
                 poller.start()
                 before = scrape_histogram(settings)
                 cpu0 = stat_cpu_seconds(Path(f"/proc/{worker.proc.pid}/stat"))
+                stolen0 = steal_seconds()
             by_part: dict[int, list[dict[str, Any]]] = {}
             for i in range(sent, due):
                 e = {**events[i], "ts": ts}
@@ -217,6 +222,7 @@ def main() -> None:
             time.sleep(max(0.0, TICK - (time.monotonic() - started) % TICK))
         assert poller is not None
         cpu1 = stat_cpu_seconds(Path(f"/proc/{worker.proc.pid}/stat"))
+        stolen1 = steal_seconds()
         after = scrape_histogram(settings)
         wait_until = time.monotonic() + 30
         while poller.outstanding() and time.monotonic() < wait_until:
@@ -249,6 +255,9 @@ def main() -> None:
     print(f"live stream: {measured_sent:,} events in the measured {args.seconds:g} s "
           f"({measured_sent / args.seconds:,.0f} events/s; target {args.rate:,}/s); worker CPU "
           f"{cpu1 - cpu0:.1f} s = {(cpu1 - cpu0) / args.seconds:.0%} of a core")  # fmt: skip
+    if stolen0 is not None and stolen1 is not None:
+        print(f"CPU stolen by the hypervisor meanwhile: {(stolen1 - stolen0) / args.seconds:.2f} "
+              f"of {os.cpu_count()} cores")
     mean_query = poller.query_seconds / max(1, poller.queries) * 1000
     print(f"watched {len(latencies) + missing:,} events (1 in {every}): stored "
           f"{len(latencies):,}, missing {missing:,}; {poller.queries:,} polls every "
