@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import os
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-
-import pytest
 
 from sinks import background
 from sinks.backends import ChdbBackend
@@ -17,7 +14,6 @@ from sinks.background import BackgroundThreads
 from sinks.url import ClickHouseTarget
 from tests.conftest import chdb_dir
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice is Linux's")
 PR_SET_NAME = 15
 
 
