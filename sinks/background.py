@@ -6,10 +6,10 @@ getting 0.16–0.44 of a core while ``MergeMutate`` threads took up to 0.4 (sess
 it turned out to be the hypervisor's CPU steal, and no change of the event → alert p99 could be
 shown against it). Linux gives each thread its own nice value, so these threads are reniced —
 raising a nice value needs no privilege; inserts take as long as before (nothing the caller
-waits for runs niced). ClickHouse starts pool threads on demand, so the
-threads are looked for again every ``every_seconds`` (cheap: a listing of /proc/self/task).
-Threads that run a query the worker waits for (``ThreadPool``, the caller's own) keep their
-priority: slowing them would slow the loop. Elsewhere than Linux this does nothing.
+waits for runs niced). ClickHouse starts pool threads on demand, so the threads are looked for
+again every ``every_seconds`` (cheap: a listing of /proc/self/task). Threads that run a query
+the worker waits for (``ThreadPool``, the caller's own) keep their priority: slowing them would
+slow the loop. Elsewhere than Linux this does nothing.
 """
 
 from __future__ import annotations
