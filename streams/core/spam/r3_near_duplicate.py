@@ -112,15 +112,13 @@ class Sent(Packed):
     together as columns (``_columns``); one pickled alone is ``(top, texts)``."""
 
     __slots__ = ("top", "texts", "index", "raw")
+    _pickled = ("top", "texts")
 
     def __init__(self) -> None:
         self.top = NO_TIME
         self.texts: list[Text] = []
         self.index: BandIndex | None = None
         self.raw = 0
-
-    def _names(self) -> tuple[str, ...]:
-        return ("top", "texts")
 
     def __setstate__(self, state: Any) -> None:
         super().__setstate__(state)

@@ -17,8 +17,9 @@ A pass looks at every key, so ``Expiry`` runs it once per quarter of the time ke
 
 from __future__ import annotations
 
-from collections.abc import Hashable, MutableMapping
+from collections.abc import Callable, Hashable, MutableMapping
 from heapq import heappop, heappush
+from operator import attrgetter
 from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from streams.core.windows import HOUR_MS, NO_TIME
@@ -35,23 +36,31 @@ class Entry(NamedTuple):
 
 
 class Packed:
-    """Per-key state pickled as the tuple of its slots. Checkpoints pickle hundreds of thousands
-    of these; the default (a dict of slots per object) took twice as long (4.4 µs an object)."""
+    """Per-key state pickled as the tuple of its ``_pickled`` slots (default: all). Checkpoints
+    pickle hundreds of thousands of these; the default (a dict of slots per object) took twice
+    as long (4.4 µs an object), and a Python loop over the names a third longer than one
+    ``attrgetter`` call made once per class."""
 
     __slots__ = ()
+    _pickled: tuple[str, ...] = ()
+    _getter: Callable[[Any], Any]
+
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        if "_pickled" not in cls.__dict__:
+            cls._pickled = cls.__slots__
+        get = attrgetter(*cls._pickled)  # one name: the value alone, not a tuple
+        cls._getter = staticmethod(get if len(cls._pickled) > 1 else lambda obj: (get(obj),))
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return tuple([getattr(self, name) for name in self._names()])
+        return cast(tuple[Any, ...], self._getter(self))
 
     def __setstate__(self, state: Any) -> None:
-        names = self._names()
+        names = self._pickled
         if isinstance(state, tuple) and len(state) == 2 and state[0] is None:
             state = tuple(state[1][name] for name in names)  # the default's, older checkpoints
         for name, value in zip(names, state, strict=True):
             setattr(self, name, value)
-
-    def _names(self) -> tuple[str, ...]:
-        return cast(tuple[str, ...], self.__slots__)
 
 
 class TrailingSet(Packed):
@@ -117,17 +126,25 @@ class TrailingSet(Packed):
         return min(e.ts for e in self.entries.values())
 
     def __getstate__(self) -> tuple[Any, ...]:
-        # entries as plain tuples: a named tuple pickles through a Python call each
-        state = list(super().__getstate__())
-        state[_ENTRIES] = dict(zip(self.entries, map(tuple, self.entries.values()), strict=True))
-        return tuple(state)
+        """``_COLUMNS``: the elements and their entries' fields as columns (a named tuple
+        pickles through a Python call each); not the heap, which ``__setstate__`` rebuilds from
+        the entries (its stale items only ever stood for entries replaced or removed)."""
+        columns = tuple(zip(*self.entries.values(), strict=True)) or ((), (), ())
+        return (_COLUMNS, self.window_ms, self.cap, self.top, self.marked,
+                tuple(self.entries), *columns)  # fmt: skip
 
     def __setstate__(self, state: Any) -> None:
-        super().__setstate__(state)
-        self.entries = dict(zip(self.entries, map(Entry._make, self.entries.values()), strict=True))
+        if state[0] != _COLUMNS:  # the slots' tuple (entries as plain tuples), older checkpoints
+            super().__setstate__(state)
+            self.entries = dict(zip(self.entries, map(Entry._make, self.entries.values()),
+                                    strict=True))  # fmt: skip
+            return
+        _, self.window_ms, self.cap, self.top, self.marked, elements, ts, ids, marks = state
+        self.entries = dict(zip(elements, map(Entry, ts, ids, marks), strict=True))
+        self._heap = sorted(zip(ts, elements, strict=True))  # sorted: a heap
 
 
-_ENTRIES = TrailingSet.__slots__.index("entries")  # where its pickled tuple holds them
+_COLUMNS = "columns"  # a TrailingSet's state as columns (older ones begin with ``window_ms``)
 
 
 def _entry_order(e: Entry) -> tuple[int, str]:

@@ -13,7 +13,7 @@ import pytest
 from schemas import codec
 from streams.core import AccountIndex, EventBatch
 from streams.core.spam import RULES, SpamConfig, SpamDetector, alert_id
-from streams.core.spam.spans import Packed
+from streams.core.spam.spans import Packed, TrailingSet
 from tests.core.helpers import DAY, HOUR, MIN, T0, ev
 from tests.core.spam.builders import (
     URL,
@@ -147,17 +147,32 @@ class _BeforePacked(pickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, Packed):
-            slots = {name: getattr(obj, name) for name in obj._names()}
+            slots = {name: getattr(obj, name) for name in obj._pickled}
             return copyreg.__newobj__, (type(obj),), (None, slots)
         return NotImplemented
 
 
-def test_checkpoint_midstream_of_an_older_worker(whole: list[Any]) -> None:
+class _BeforeColumns(pickle.Pickler):
+    """Pickles trailing sets the way checkpoints did before their columns: the tuple of their
+    slots, entries as plain tuples, the heap (stale items included) as it was."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, TrailingSet):
+            entries = {k: tuple(e) for k, e in obj.entries.items()}
+            slots = (obj.window_ms, obj.cap, obj.top, entries, obj.marked, list(obj._heap))
+            return copyreg.__newobj__, (TrailingSet,), slots
+        return NotImplemented
+
+
+@pytest.mark.parametrize("older", [_BeforePacked, _BeforeColumns])
+def test_checkpoint_midstream_of_an_older_worker(
+    whole: list[Any], older: type[pickle.Pickler]
+) -> None:
     d = SpamDetector()
     half = len(STREAM) // 2
     got = d.process(STREAM[:half])
     buf = io.BytesIO()
-    _BeforePacked(buf, protocol=5).dump(d)
+    older(buf, protocol=5).dump(d)
     d = pickle.loads(buf.getvalue())
     assert got + d.process(STREAM[half:]) == whole
 

@@ -1,0 +1,172 @@
+"""What a checkpoint's child spends making one partition's state bytes, offline (no Kafka).
+
+A checkpoint forks a child that pickles the states due (``streams.agents.forked``); while it
+lives the worker's pages are copy-on-write, so every page the event loop writes faults, and on
+two cores the child competes with the loop, chDB's merges and the broker. Its life is the
+child's CPU time for ``dump_state``: this bench measures it. One input partition of the alert
+bench's background (``alert_latency.background``: the simulator's mix, each round with accounts
+of its own) at ``--rate``/``--partitions`` events per second of event time goes through a
+``PartitionEngine`` and, as if re-keyed to the same partition, an ``ActorEngine``; every
+``--every`` events each engine's state is dumped as a checkpoint dumps it. Printed per dump:
+pickle / shuffle / compress CPU seconds, the state's bytes, the process's RSS; at the end the
+functions that took the most of the last pickle of each engine (``cProfile``: the Python
+``__getstate__`` methods are what a pickle spends outside C).
+
+    .venv/bin/python ops/bench/checkpoint_cost.py [--events 300000] [--every 100000]
+        [--rate 2833] [--partitions 4] [--accounts 16667] [--seed 1] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import io
+import itertools
+import pickle
+import pstats
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pyarrow as pa  # noqa: E402
+from alert_latency import background  # noqa: E402
+
+from streams.agents.checkpoints import CODEC, _shuffled, dump_state, load_state  # noqa: E402
+from streams.core.actors import ActorEngine, Routed  # noqa: E402
+from streams.core.engine import EngineConfig, PartitionEngine  # noqa: E402
+from streams.simulate import simulate  # noqa: E402
+
+BATCH = 200  # events per engine call (live envelopes hold ~35; the reorder buffers regroup)
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def dump_parts(state: object, repeat: int) -> tuple[float, float, float, int, int]:
+    """CPU seconds of pickling, shuffling, compressing (as ``dump_state`` does them, with the
+    collector off as in the child; the least of ``repeat`` runs: this machine's speed varies by
+    a third from minute to minute), and the bytes before and after compression."""
+    runs = [_dump_parts(state) for _ in range(repeat)]
+    pickling, shuffling, compressing = (min(r[i] for r in runs) for i in range(3))
+    return pickling, shuffling, compressing, runs[0][3], runs[0][4]
+
+
+def _dump_parts(state: object) -> tuple[float, float, float, int, int]:
+    gc.disable()
+    t0 = time.process_time()
+    buffers: list[pickle.PickleBuffer] = []
+    raw = pickle.dumps(state, protocol=5, buffer_callback=buffers.append)
+    t1 = time.process_time()
+    body = b"".join([raw, *(_shuffled(memoryview(b)) for b in buffers)])
+    t2 = time.process_time()
+    packed = pa.compress(body, codec="zstd", asbytes=True)
+    t3 = time.process_time()
+    gc.enable()
+    return t1 - t0, t2 - t1, t3 - t2, len(body), len(packed)
+
+
+def top_functions(state: object, n: int = 8) -> str:
+    profile = cProfile.Profile()
+    gc.disable()
+    profile.runcall(pickle.dumps, state, protocol=5, buffer_callback=lambda _: None)
+    gc.enable()
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(n)
+    lines = out.getvalue().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls"))
+    return "\n".join(lines[start : start + n + 1])
+
+
+def parts(engine: object) -> dict[str, object]:
+    """The engine's attributes, a spam detector's rules and contact memory one by one."""
+    out: dict[str, object] = {}
+    for name, value in vars(engine).items():
+        if name == "detectors":
+            for route, detector in value.items():
+                out[f"{route} contacts"] = detector.contacts
+                out.update({f"{route} {rule.rule}": rule for rule in detector.rules})
+        else:
+            out[name] = value
+    return out
+
+
+def part_costs(engine: object, repeat: int, n: int = 6) -> str:
+    """The ``n`` parts that took longest to pickle: CPU seconds (least of ``repeat``) and MiB."""
+    costs = []
+    gc.disable()
+    for name, part in parts(engine).items():
+        cpu = []
+        for _ in range(repeat):
+            buffers: list[pickle.PickleBuffer] = []
+            t = time.process_time()
+            size = len(pickle.dumps(part, protocol=5, buffer_callback=buffers.append))
+            cpu.append(time.process_time() - t)
+        costs.append((min(cpu), size + sum(memoryview(b).nbytes for b in buffers), name))
+    gc.enable()
+    return ", ".join(f"{name} {cpu:.2f} s {size / 2**20:.1f} MiB"
+                     for cpu, size, name in sorted(costs, reverse=True)[:n])  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=300_000, help="events of the one partition")
+    ap.add_argument("--every", type=int, default=100_000, help="dump the states this often")
+    ap.add_argument("--rate", type=float, default=2833, help="events/s of all partitions")
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--accounts", type=int, default=16_667)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--repeat", type=int, default=3, help="dumps of each state, least taken")
+    args = ap.parse_args()
+
+    print(f"simulating {args.accounts:,} accounts ...", file=sys.stderr)
+    simulated = sorted(simulate(args.accounts, 2, args.seed).events, key=lambda e: e["ts"])
+    ours = (e for p, e in background(simulated, args.partitions) if p == 0)
+    config = EngineConfig()
+    engines: dict[str, Any] = {
+        "interactions": PartitionEngine(config),
+        "by-actor": ActorEngine(config, sources=1),
+    }
+    ms_per_event = 1000 * args.partitions / args.rate
+    start = 1_800_000_000_000
+    base, fed, run_cpu = rss_mib(), 0, 0.0
+    print(f"RSS before: {base:.0f} MiB; one of {args.partitions} partitions at "
+          f"{args.rate / args.partitions:,.0f} events/s of event time")  # fmt: skip
+    while fed < args.events:
+        chunk = [dict(e) for e in itertools.islice(ours, BATCH)]
+        for i, e in enumerate(chunk):
+            e["ts"] = start + int((fed + i) * ms_per_event)
+        t = time.process_time()
+        engines["interactions"].process([chunk])
+        engines["by-actor"].process([Routed("actor", 0, chunk[-1]["ts"], chunk)])
+        run_cpu += time.process_time() - t
+        fed += len(chunk)
+        if fed % args.every == 0 or fed >= args.events:
+            print(f"{fed:,} events ({fed * ms_per_event / 1000:,.0f} s of event time, engines "
+                  f"{run_cpu:.1f} CPU-s), RSS {rss_mib():,.0f} MiB:")  # fmt: skip
+            for name, engine in engines.items():
+                pickling, shuffling, compressing, body, packed = dump_parts(engine, args.repeat)
+                print(f"  {name:<12} pickle {pickling:.2f} s, shuffle {shuffling:.2f} s, "
+                      f"zstd {compressing:.2f} s: {body / 2**20:.1f} MiB -> "
+                      f"{packed / 2**20:.1f} MiB")  # fmt: skip
+    for name, engine in engines.items():
+        print(f"\nthe parts of {name} slowest to pickle: {part_costs(engine, args.repeat)}")
+        print(f"the last pickle of {name}, by function (cProfile):\n{top_functions(engine)}")
+        t = time.process_time()
+        back = load_state(dump_state(engine), CODEC)
+        print(f"  dumped and loaded again in {time.process_time() - t:.2f} CPU-s "
+              f"({type(back).__name__})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
