@@ -17,6 +17,8 @@ import bisect
 from operator import itemgetter
 from typing import Any
 
+import numpy as np
+
 from streams.core.spam.alerts import Alert, AlertLog, Evidence
 from streams.core.spam.config import MINUTE_MS, SpamConfig
 from streams.core.spam.frame import Frame
@@ -127,3 +129,48 @@ class BurstRule:
 
     def state_size(self) -> int:
         return len(self.actors) + sum(len(s.recent) + len(s.hours) for s in self.actors.values())
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The senders as columns (``_columns``): pickled one by one they took ~8 µs each,
+        0.2 of the 0.8 CPU-s of a by-actor checkpoint at the alert bench's pace."""
+        state = {k: v for k, v in vars(self).items() if k != "actors"}
+        return {**state, "columns": _columns(self.actors)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "columns" in state:  # else a checkpoint from before the columns: ``actors``
+            state["actors"] = _senders(state.pop("columns"))
+        vars(self).update(state)
+
+
+def _columns(actors: dict[str, Sender]) -> dict[str, Any]:
+    senders = actors.values()
+    recent = [e for s in senders for e in s.recent]
+    hours = [h for s in senders for h in s.hours.items()]
+    times, ids = zip(*recent, strict=True) if recent else ((), ())
+    starts, counts = zip(*hours, strict=True) if hours else ((), ())
+    return {
+        "names": list(actors),
+        "tops": np.fromiter((s.top for s in senders), np.int64, len(actors)),
+        "recent": np.fromiter(map(len, (s.recent for s in senders)), np.int64, len(actors)),
+        "times": np.array(times, np.int64),
+        "ids": list(ids),
+        "hours": np.fromiter(map(len, (s.hours for s in senders)), np.int64, len(actors)),
+        "starts": np.array(starts, np.int64),
+        "counts": np.array(counts, np.int64),
+    }
+
+
+def _senders(c: dict[str, Any]) -> dict[str, Sender]:
+    """``_columns`` back into one ``Sender`` per actor."""
+    recent = list(zip(c["times"].tolist(), c["ids"], strict=True))
+    hours = list(zip(c["starts"].tolist(), c["counts"].tolist(), strict=True))
+    actors, at_event, at_hour = {}, 0, 0
+    for name, top, n_events, n_hours in zip(c["names"], c["tops"].tolist(), c["recent"].tolist(),
+                                            c["hours"].tolist(), strict=True):  # fmt: skip
+        s = actors[name] = Sender()
+        s.top = top
+        s.recent = recent[at_event : at_event + n_events]
+        s.hours = dict(hours[at_hour : at_hour + n_hours])
+        at_event += n_events
+        at_hour += n_hours
+    return actors

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copyreg
+import pickle
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from streams.core.spam import Alert, SpamConfig, SpamDetector
+from streams.core.spam.r7_burst import BurstRule
+from streams.core.spam.spans import TrailingSet
 from tests.core.helpers import HOUR, MIN, ev
 
 Event = dict[str, Any]
@@ -114,3 +118,18 @@ def posts(
     return [
         ev(f"{actor}:p{i}", actor, None, start + i * gap + int(moves[i]), "POST") for i in range(n)
     ]
+
+
+class BeforeColumns(pickle.Pickler):
+    """Pickles states the way checkpoints did before trailing sets and R7's senders were
+    columns: a set as the tuple of its slots (entries as plain tuples, its heap as it was,
+    stale items included), R7's senders one by one."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, TrailingSet):
+            entries = {k: tuple(e) for k, e in obj.entries.items()}
+            slots = (obj.window_ms, obj.cap, obj.top, entries, obj.marked, list(obj._heap))
+            return copyreg.__newobj__, (TrailingSet,), slots
+        if isinstance(obj, BurstRule):
+            return copyreg.__newobj__, (BurstRule,), dict(vars(obj))
+        return NotImplemented

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 
 import numpy as np
@@ -9,7 +10,7 @@ import numpy as np
 from streams.core.spam import SpamDetector
 from streams.core.windows import window_bounds
 from tests.core.helpers import DAY, HOUR, MIN, T0, ev
-from tests.core.spam.builders import names, only, posts, run, sends
+from tests.core.spam.builders import BeforeColumns, names, only, posts, run, sends
 
 # --- R6 ---------------------------------------------------------------------------------------
 
@@ -93,10 +94,14 @@ def test_r7_evidence_in_time_order_whatever_the_arrival_and_from_an_older_checkp
     def resumed(reverse: bool) -> list[object]:
         d = SpamDetector(config)
         d.process(shuffled[:20])
-        if reverse:  # as a checkpoint of the time it kept them in arrival order
-            for sender in d.rules[0].actors.values():  # type: ignore[attr-defined]
-                sender.recent.reverse()
-        return pickle.loads(pickle.dumps(d)).process(shuffled[20:])
+        if not reverse:
+            return pickle.loads(pickle.dumps(d)).process(shuffled[20:])
+        # as a checkpoint of the time it kept them in arrival order (before the columns)
+        for sender in d.rules[0].actors.values():  # type: ignore[attr-defined]
+            sender.recent.reverse()
+        older = io.BytesIO()
+        BeforeColumns(older, protocol=5).dump(d)
+        return pickle.loads(older.getvalue()).process(shuffled[20:])
 
     assert resumed(True) == resumed(False) == [a]
 
@@ -114,6 +119,15 @@ def test_r7_against_the_actor_s_own_average() -> None:
     (a,) = run(history(18) + burst, only("R7"))
     assert a.evidence.counts == {"events": 30, "history": 432, "history_hours": 24}
     assert run(history(19) + burst, only("R7")) == []  # 360/h < 20 × 19
+
+
+def test_r7_history_survives_a_checkpoint() -> None:
+    burst = sends("busy", names("t", 30), T0 + DAY + 10 * MIN, 9_000)
+    for per_hour in (18, 19):  # an alert with its history counted; none (the history holds)
+        d = SpamDetector(only("R7"))
+        assert d.process(history(per_hour)) == []
+        restored = pickle.loads(pickle.dumps(d))
+        assert restored.process(burst) == run(history(per_hour) + burst, only("R7"))
 
 
 def test_r7_near_misses() -> None:

@@ -13,10 +13,12 @@ import pytest
 from schemas import codec
 from streams.core import AccountIndex, EventBatch
 from streams.core.spam import RULES, SpamConfig, SpamDetector, alert_id
-from streams.core.spam.spans import Packed, TrailingSet
+from streams.core.spam.r7_burst import BurstRule
+from streams.core.spam.spans import Packed
 from tests.core.helpers import DAY, HOUR, MIN, T0, ev
 from tests.core.spam.builders import (
     URL,
+    BeforeColumns,
     churns,
     follows,
     names,
@@ -143,28 +145,19 @@ def test_checkpoint_midstream(whole: list[Any]) -> None:
 
 
 class _BeforePacked(pickle.Pickler):
-    """Pickles per-key states the way checkpoints did before ``Packed``: a dict of slots."""
+    """Pickles per-key states the way checkpoints did before ``Packed``: a dict of slots (and
+    R7's senders one by one)."""
 
     def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, BurstRule):
+            return copyreg.__newobj__, (BurstRule,), dict(vars(obj))
         if isinstance(obj, Packed):
             slots = {name: getattr(obj, name) for name in obj._pickled}
             return copyreg.__newobj__, (type(obj),), (None, slots)
         return NotImplemented
 
 
-class _BeforeColumns(pickle.Pickler):
-    """Pickles trailing sets the way checkpoints did before their columns: the tuple of their
-    slots, entries as plain tuples, the heap (stale items included) as it was."""
-
-    def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, TrailingSet):
-            entries = {k: tuple(e) for k, e in obj.entries.items()}
-            slots = (obj.window_ms, obj.cap, obj.top, entries, obj.marked, list(obj._heap))
-            return copyreg.__newobj__, (TrailingSet,), slots
-        return NotImplemented
-
-
-@pytest.mark.parametrize("older", [_BeforePacked, _BeforeColumns])
+@pytest.mark.parametrize("older", [_BeforePacked, BeforeColumns])
 def test_checkpoint_midstream_of_an_older_worker(
     whole: list[Any], older: type[pickle.Pickler]
 ) -> None:
