@@ -8,9 +8,10 @@ bench's background (``alert_latency.background``: the simulator's mix, each roun
 of its own) at ``--rate``/``--partitions`` events per second of event time goes through a
 ``PartitionEngine`` and, as if re-keyed to the same partition, an ``ActorEngine``; every
 ``--every`` events each engine's state is dumped as a checkpoint dumps it. Printed per dump:
-pickle / shuffle / compress CPU seconds, the state's bytes, the process's RSS; at the end the
-functions that took the most of the last pickle of each engine (``cProfile``: the Python
-``__getstate__`` methods are what a pickle spends outside C).
+pickle / shuffle / compress CPU seconds, the state's bytes, the process's RSS. At the end, per
+engine: its parts (attributes, spam rules) slowest to pickle, the functions that took the most
+of its pickle (``cProfile``: the Python ``__getstate__`` methods are what a pickle spends
+outside C), and the CPU of ``dump_state`` and ``load_state`` together (what a restore adds).
 
     .venv/bin/python ops/bench/checkpoint_cost.py [--events 300000] [--every 100000]
         [--rate 2833] [--partitions 4] [--accounts 16667] [--seed 1] [--repeat 3]
