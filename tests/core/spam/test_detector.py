@@ -13,7 +13,6 @@ import pytest
 from schemas import codec
 from streams.core import AccountIndex, EventBatch
 from streams.core.spam import RULES, SpamConfig, SpamDetector, alert_id
-from streams.core.spam.r7_burst import BurstRule
 from streams.core.spam.spans import Packed
 from tests.core.helpers import DAY, HOUR, MIN, T0, ev
 from tests.core.spam.builders import (
@@ -144,17 +143,15 @@ def test_checkpoint_midstream(whole: list[Any]) -> None:
     assert got + d.process(STREAM[half:]) == whole
 
 
-class _BeforePacked(pickle.Pickler):
-    """Pickles per-key states the way checkpoints did before ``Packed``: a dict of slots (and
-    R7's senders one by one)."""
+class _BeforePacked(BeforeColumns):
+    """Pickles per-key states the way checkpoints did before ``Packed``: a dict of slots (the
+    rest as before the columns)."""
 
     def reducer_override(self, obj: Any) -> Any:
-        if isinstance(obj, BurstRule):
-            return copyreg.__newobj__, (BurstRule,), dict(vars(obj))
         if isinstance(obj, Packed):
             slots = {name: getattr(obj, name) for name in obj._pickled}
             return copyreg.__newobj__, (type(obj),), (None, slots)
-        return NotImplemented
+        return super().reducer_override(obj)
 
 
 @pytest.mark.parametrize("older", [_BeforePacked, BeforeColumns])
