@@ -28,6 +28,8 @@ import pickle
 import pstats
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,25 +65,33 @@ def dump_parts(state: object, repeat: int) -> tuple[float, float, float, int, in
     return pickling, shuffling, compressing, runs[0][3], runs[0][4]
 
 
-def _dump_parts(state: object) -> tuple[float, float, float, int, int]:
+@contextmanager
+def collector_off() -> Iterator[None]:
+    """As in a checkpoint child: no cyclic collection while pickling."""
     gc.disable()
-    t0 = time.process_time()
-    buffers: list[pickle.PickleBuffer] = []
-    raw = pickle.dumps(state, protocol=5, buffer_callback=buffers.append)
-    t1 = time.process_time()
-    body = b"".join([raw, *(_shuffled(memoryview(b)) for b in buffers)])
-    t2 = time.process_time()
-    packed = pa.compress(body, codec="zstd", asbytes=True)
-    t3 = time.process_time()
-    gc.enable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _dump_parts(state: object) -> tuple[float, float, float, int, int]:
+    with collector_off():
+        t0 = time.process_time()
+        buffers: list[pickle.PickleBuffer] = []
+        raw = pickle.dumps(state, protocol=5, buffer_callback=buffers.append)
+        t1 = time.process_time()
+        body = b"".join([raw, *(_shuffled(memoryview(b)) for b in buffers)])
+        t2 = time.process_time()
+        packed = pa.compress(body, codec="zstd", asbytes=True)
+        t3 = time.process_time()
     return t1 - t0, t2 - t1, t3 - t2, len(body), len(packed)
 
 
 def top_functions(state: object, n: int = 8) -> str:
     profile = cProfile.Profile()
-    gc.disable()
-    profile.runcall(pickle.dumps, state, protocol=5, buffer_callback=lambda _: None)
-    gc.enable()
+    with collector_off():
+        profile.runcall(pickle.dumps, state, protocol=5, buffer_callback=lambda _: None)
     out = io.StringIO()
     pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(n)
     lines = out.getvalue().splitlines()
@@ -105,16 +115,15 @@ def parts(engine: object) -> dict[str, object]:
 def part_costs(engine: object, repeat: int, n: int = 6) -> str:
     """The ``n`` parts that took longest to pickle: CPU seconds (least of ``repeat``) and MiB."""
     costs = []
-    gc.disable()
-    for name, part in parts(engine).items():
-        cpu = []
-        for _ in range(repeat):
-            buffers: list[pickle.PickleBuffer] = []
-            t = time.process_time()
-            size = len(pickle.dumps(part, protocol=5, buffer_callback=buffers.append))
-            cpu.append(time.process_time() - t)
-        costs.append((min(cpu), size + sum(memoryview(b).nbytes for b in buffers), name))
-    gc.enable()
+    with collector_off():
+        for name, part in parts(engine).items():
+            cpu = []
+            for _ in range(repeat):
+                buffers: list[pickle.PickleBuffer] = []
+                t = time.process_time()
+                size = len(pickle.dumps(part, protocol=5, buffer_callback=buffers.append))
+                cpu.append(time.process_time() - t)
+            costs.append((min(cpu), size + sum(memoryview(b).nbytes for b in buffers), name))
     return ", ".join(f"{name} {cpu:.2f} s {size / 2**20:.1f} MiB"
                      for cpu, size, name in sorted(costs, reverse=True)[:n])  # fmt: skip
 
