@@ -55,6 +55,18 @@ class Metrics:
             "state is durable (phase saved: pickled by the child, written, producer flushed)",
             ["phase"], buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+        self.checkpoint_child_cpu = Histogram(
+            "rapport_checkpoint_child_cpu_seconds",
+            "A checkpoint's pickling: the forked child's CPU seconds (user and system; in "
+            "process where fork was refused). While the child lives, every page the event loop "
+            "writes is copied: the slow alerts of a loaded worker come in those seconds",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.checkpoint_child_faults = Counter(
+            "rapport_checkpoint_child_page_faults",
+            "Minor page faults of the checkpoints' pickling children: pages they copied",
+            registry=r,
+        )  # fmt: skip
         self.loop_lag = Histogram(
             "rapport_loop_lag_seconds",
             "How late the event loop ran a short timer: how long one piece of work (a batch, "

@@ -33,6 +33,16 @@ def test_the_pickles_hold_the_objects_as_they_were_at_the_fork() -> None:
     assert pickle.loads(blobs[1]) == list(range(300_000))
 
 
+def test_the_childs_cpu_and_copied_pages_are_told() -> None:
+    """Pickling touches every object, so the child copies the pages holding them (each write
+    to a reference count faults): 2M ints are ~56 MB, ~14k pages."""
+    numbers = [i * 7 for i in range(2_000_000)]
+    pickles = ForkedPickles([numbers])
+    asyncio.run(pickles.result())
+    assert pickles.cpu_seconds > 0.01
+    assert pickles.faults > 5_000
+
+
 def test_a_child_that_cannot_pickle_fails_the_checkpoint_with_its_traceback(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
@@ -58,6 +68,7 @@ def test_where_fork_is_refused_the_objects_are_pickled_in_process(
     assert pickles.pid is None
     assert [pickle.loads(b) for b in asyncio.run(pickles.result())] == [{"a": [1, 2, 3]}]
     assert "cannot fork to pickle" in caplog.text
+    assert pickles.faults == 0 and pickles.cpu_seconds >= 0  # no child, no copy
 
 
 def test_checkpoint_bytes_are_compressed_and_older_plain_pickles_still_load() -> None:

@@ -77,6 +77,10 @@ def test_metrics_move_with_the_events(kafka_bootstrap: str, run_id: str, tmp_pat
         assert moved("rapport_dead_letters_total", reason=reason) == 1, reason
     assert moved("rapport_events_out_total", topic=settings.topic("dead-letters")) == 3
     assert moved("rapport_ingest_to_stored_seconds_count") >= 1
+    checkpoints = moved("rapport_checkpoint_seconds_count", phase="saved")
+    assert checkpoints >= 1 and moved("rapport_checkpoint_child_cpu_seconds_count") == checkpoints
+    assert moved("rapport_checkpoint_child_cpu_seconds_sum") > 0
+    assert moved("rapport_checkpoint_child_page_faults_total") > 0
     assert total(after, "rapport_clickhouse_retries_total") == 0
     lags = {lab: v for (n, lab), v in after.items() if n == "rapport_consumer_lag"}
     assert any(("topic", topic) in lab for lab in lags), lags

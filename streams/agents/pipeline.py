@@ -482,6 +482,8 @@ class Pipeline:
                 self.saved_at[tp] = started
             self.metrics.checkpoint_seconds.labels("held").observe(time.monotonic() - held_from)
         blobs = await pickles.result()
+        self.metrics.checkpoint_child_cpu.observe(pickles.cpu_seconds)
+        self.metrics.checkpoint_child_faults.inc(pickles.faults)
         while True:  # input paused (``everything``): store all, the acks need the raw rows too
             async with self.lock("checkpoint flush"):
                 if self.failed:
