@@ -60,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_runs import bench_run  # noqa: E402
 from naive_faust import proc_figures, stat_cpu_seconds  # noqa: E402
 from steal import StealSampler  # noqa: E402
+from worker_sampler import FIGURES, WorkerSampler  # noqa: E402
 
 import schemas  # noqa: E402
 from schemas import codec  # noqa: E402
@@ -70,6 +71,7 @@ from streams.simulate import simulate  # noqa: E402
 from streams.worker import WorkerProcess  # noqa: E402
 
 COMPLETING = 10  # R1: the 10th distinct target completes the burst
+SLOW = 1.0  # s: bursts slower than the goal (issue 9: p99 event → alert < 1 s at half load)
 RENAMED = ("event_id", "actor", "target", "in_reply_to", "conversation_id")  # per round
 Event = dict[str, Any]
 
@@ -101,6 +103,7 @@ BLOCKING = {
     "ClickHouse inserts": "rapport_clickhouse_insert_seconds",
     "checkpoints, loop held": 'rapport_checkpoint_seconds{phase="held"}',
     "checkpoints, until durable": 'rapport_checkpoint_seconds{phase="saved"}',
+    "checkpoint children, CPU": "rapport_checkpoint_child_cpu_seconds",
     "event loop held > 0.5 s": 'rapport_loop_lag_seconds_bucket{le="0.5"}',
     # a batch awaits between its partitions (the loop turns) yet keeps the pipeline's lock
     **{f"lock held > 0.5 s by {h}": f'rapport_lock_held_seconds_bucket{{holder="{h}",le="0.5"}}'
@@ -169,6 +172,7 @@ def main() -> None:
     pid = worker.proc.pid
     event_loop = Path(f"/proc/{pid}/task/{pid}/stat")  # the worker's main thread
     steal = StealSampler().start()
+    doing = WorkerSampler(pid).start()
 
     arrived: dict[str, float] = {}
     routed: dict[str, float] = {}  # spammer -> when its completing reply reached by-actor
@@ -268,6 +272,7 @@ def main() -> None:
         producer.close()
         worker.stop()
         steal.stop()
+        doing.stop()
     latencies = sorted(arrived[a] - t for a, t in completed.items() if a in arrived)
     # cores the hypervisor stole while each burst waited for its alert
     stolen = {a: steal.cores(t, arrived[a]) for a, t in completed.items() if a in arrived}
@@ -278,9 +283,9 @@ def main() -> None:
                       for a, t in completed.items() if a in arrived), reverse=True)[:5]  # fmt: skip
     missing = len(completed) - len(latencies)
     if args.timeline:
-        args.timeline.write_text("sent,latency,steal\n" + "".join(
-            f"{t:.3f},{arrived[a] - t:.3f},{_cores(stolen[a])}\n" if a in arrived
-            else f"{t:.3f},,\n" for a, t in completed.items()))  # fmt: skip
+        args.timeline.write_text(f"sent,latency,steal,{','.join(FIGURES)}\n" + "".join(
+            f"{t:.3f},{arrived[a] - t:.3f},{_cores(stolen[a])},{_figures(doing, t, arrived[a])}\n"
+            if a in arrived else f"{t:.3f},,\n" for a, t in completed.items()))  # fmt: skip
 
     def pct(q: float, values: list[float] = latencies) -> float:
         return values[min(len(values) - 1, int(q * len(values)))] * 1000
@@ -307,6 +312,19 @@ def main() -> None:
                       f"of a core stolen while they waited): {len(values)}, ms p50 "
                       f"{pct(0.5, values):.0f}  p90 {pct(0.9, values):.0f}  "
                       f"p99 {pct(0.99, values):.0f}  max {values[-1] * 1000:.0f}")
+        for name, slow in ((f"slower than {SLOW:g} s", True), ("the others", False)):
+            group = [r for a, t in completed.items() if a in arrived
+                     and (arrived[a] - t > SLOW) == slow and (r := doing.rates(t, arrived[a]))]
+            if group:
+                m = {k: sum(r[k] for r in group) / len(group) for k in FIGURES}
+                alive = sum(1 for r in group if r["child"] > 0)
+                print(f"  while bursts {name} waited ({len(group)}, {alive} of them with a "
+                      f"checkpoint child alive): the loop thread {m['loop_user']:.2f} user + "
+                      f"{m['loop_system']:.2f} system of a core, {m['loop_faults']:,.0f} page "
+                      f"faults/s, {m['loop_waiting']:.2f} s/s runnable not running; other threads "
+                      f"{m['threads']:.2f}, checkpoint children {m['children']:.2f} of a core, "
+                      f"one alive {m['child']:.0%} of the time; machine {m['busy']:.2f} cores "
+                      "busy")  # fmt: skip
     print(f"worker CPU while bursts ran (its checkpoint children included): "
           f"{cpu / busy:.0%} of a core, its event loop {loop / busy:.0%}; this process "
           f"(publishing, watching): {own / busy:.0%}; stolen by the hypervisor: "
@@ -315,6 +333,11 @@ def main() -> None:
         print(f"{name} (whole run): {count:,.0f}, {total:.1f} s"
               + ("" if "_bucket" in BLOCKING[name] else
                  f", mean {1000 * total / max(count, 1):.0f} ms"))
+
+
+def _figures(doing: WorkerSampler, t0: float, t1: float) -> str:
+    rates = doing.rates(t0, t1)
+    return ",".join(f"{rates[k]:.3f}" if rates else "" for k in FIGURES)
 
 
 def _cores(value: float | None) -> str:

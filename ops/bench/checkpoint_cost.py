@@ -12,9 +12,14 @@ pickle / shuffle / compress CPU seconds, the state's bytes, the process's RSS. A
 engine: its parts (attributes, spam rules) slowest to pickle, the functions that took the most
 of its pickle (``cProfile``: the Python ``__getstate__`` methods are what a pickle spends
 outside C), and the CPU of ``dump_state`` and ``load_state`` together (what a restore adds).
+Last, what a save of only the changes would hold: the engines go on for ``--delta-seconds`` of
+event time (a checkpoint interval) and every large dictionary of a part (per account, per
+actor, per URL) is compared key by key (each entry pickled alone, before and after): the share
+of its keys and bytes that changed, and the bytes of the parts without such keys (whole).
 
     .venv/bin/python ops/bench/checkpoint_cost.py [--events 300000] [--every 100000]
         [--rate 2833] [--partitions 4] [--accounts 16667] [--seed 1] [--repeat 3]
+        [--delta-seconds 5]
 """
 
 from __future__ import annotations
@@ -112,6 +117,41 @@ def parts(engine: object) -> dict[str, object]:
     return out
 
 
+KEYED = 1000  # entries from which a part's dictionary counts as keyed state
+
+
+def entries(engine: object) -> tuple[dict[tuple[str, str, Any], bytes], int]:
+    """Each large dictionary's entries of the engine's parts, pickled one by one (keyed by
+    part, attribute, key); and the pickled bytes of everything else, whole."""
+    keyed: dict[tuple[str, str, Any], bytes] = {}
+    rest = 0
+    for name, part in parts(engine).items():
+        attrs = vars(part) if hasattr(part, "__dict__") else {"": part}
+        for attr, value in attrs.items():
+            if isinstance(value, dict) and len(value) >= KEYED:
+                for key, entry in value.items():
+                    keyed[(name, attr, key)] = pickle.dumps(entry, protocol=5)
+            else:
+                rest += len(pickle.dumps(value, protocol=5))
+    return keyed, rest
+
+
+def changes(before: dict[tuple[str, str, Any], bytes], after: dict[tuple[str, str, Any], bytes],
+            rest: int) -> str:
+    """What changed between two ``entries``: keys new, changed or gone, and their bytes."""
+    changed = {k for k, v in after.items() if before.get(k) != v} | (before.keys() - after.keys())
+    size = sum(len(after.get(k, b"")) for k in changed)
+    total = sum(map(len, after.values()))
+    by_part: dict[str, int] = {}
+    for name, attr, _ in changed:
+        by_part[f"{name}.{attr}"] = by_part.get(f"{name}.{attr}", 0) + 1
+    top = ", ".join(f"{p} {n:,}" for p, n in sorted(by_part.items(), key=lambda x: -x[1])[:5])
+    share = len(changed) / max(1, len(after))
+    return (f"{len(changed):,} of {len(after):,} keys changed ({share:.0%}; {top}), "
+            f"{size / 2**20:.1f} of {total / 2**20:.1f} MiB ({size / max(1, total):.0%}); "
+            f"the rest, whole: {rest / 2**20:.1f} MiB")  # fmt: skip
+
+
 def part_costs(engine: object, repeat: int, n: int = 6) -> str:
     """The ``n`` parts that took longest to pickle: CPU seconds (least of ``repeat``) and MiB."""
     costs = []
@@ -137,6 +177,8 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=16_667)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=3, help="dumps of each state, least taken")
+    ap.add_argument("--delta-seconds", type=float, default=5.0,
+                    help="event time between two saves, for what changes between them")
     args = ap.parse_args()
 
     print(f"simulating {args.accounts:,} accounts ...", file=sys.stderr)
@@ -152,15 +194,24 @@ def main() -> None:
     base, fed, run_cpu = rss_mib(), 0, 0.0
     print(f"RSS before: {base:.0f} MiB; one of {args.partitions} partitions at "
           f"{args.rate / args.partitions:,.0f} events/s of event time")  # fmt: skip
+
+    def feed(n: int) -> float:
+        """Feed the next ``n`` events (whole batches) to both engines; their CPU seconds."""
+        nonlocal fed
+        cpu = 0.0
+        for _ in range(max(1, round(n / BATCH))):
+            chunk = [dict(e) for e in itertools.islice(ours, BATCH)]
+            for i, e in enumerate(chunk):
+                e["ts"] = start + int((fed + i) * ms_per_event)
+            t = time.process_time()
+            engines["interactions"].process([chunk])
+            engines["by-actor"].process([Routed("actor", 0, chunk[-1]["ts"], chunk)])
+            cpu += time.process_time() - t
+            fed += len(chunk)
+        return cpu
+
     while fed < args.events:
-        chunk = [dict(e) for e in itertools.islice(ours, BATCH)]
-        for i, e in enumerate(chunk):
-            e["ts"] = start + int((fed + i) * ms_per_event)
-        t = time.process_time()
-        engines["interactions"].process([chunk])
-        engines["by-actor"].process([Routed("actor", 0, chunk[-1]["ts"], chunk)])
-        run_cpu += time.process_time() - t
-        fed += len(chunk)
+        run_cpu += feed(BATCH)
         if fed % args.every == 0 or fed >= args.events:
             print(f"{fed:,} events ({fed * ms_per_event / 1000:,.0f} s of event time, engines "
                   f"{run_cpu:.1f} CPU-s), RSS {rss_mib():,.0f} MiB:")  # fmt: skip
@@ -176,6 +227,13 @@ def main() -> None:
         back = load_state(dump_state(engine), CODEC)
         print(f"  dumped and loaded again in {time.process_time() - t:.2f} CPU-s "
               f"({type(back).__name__})")  # fmt: skip
+    before = {name: entries(engine) for name, engine in engines.items()}
+    n = int(args.delta_seconds * 1000 / ms_per_event)
+    feed(n)
+    print(f"\nover the next {args.delta_seconds:g} s of event time ({n:,} events):")
+    for name, engine in engines.items():
+        after, rest = entries(engine)
+        print(f"  {name}: {changes(before[name][0], after, rest)}")
 
 
 if __name__ == "__main__":
