@@ -27,11 +27,14 @@ printed as p50/p90/p99/max over ``--bursts`` bursts, with the background rate ac
 worker's CPU and this process's own (publishing and watching: on two cores it competes with the
 worker), and the CPU the virtual machine's hypervisor stole meanwhile (``steal``): the slowest
 bursts are printed with the cores stolen while each waited, and the bursts are split into those
-that waited with less than ``--calm`` of a core stolen and the others. ``--split`` also reads
-the by-actor topic to split each latency at the re-keyed message holding the completing reply
-(its Kafka timestamp): the interactions agent's part (take, decode, partition engines, re-key)
-and the actors agent's (take, spam rules, alert) — at the price of reading every re-keyed
-event here.
+that waited with less than ``--calm`` of a core stolen and the others. What the worker did
+while the bursts slower than 1 s waited, and while the others did (``worker_sampler``: its loop
+thread's CPU, page faults and run-queue wait, its other threads, its checkpoint children, the
+machine's busy cores), is printed too, and written per burst to ``--timeline``. ``--split``
+also reads the by-actor topic to split each latency at the re-keyed message holding the
+completing reply (its Kafka timestamp): the interactions agent's part (take, decode, partition
+engines, re-key) and the actors agent's (take, spam rules, alert) — at the price of reading
+every re-keyed event here.
 
     .venv/bin/rapport stack up   # Kafka on 127.0.0.1:9092
     .venv/bin/python ops/bench/alert_latency.py [--bursts 40] [--rate 2000] [--every 1.5]
