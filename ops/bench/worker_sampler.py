@@ -13,11 +13,10 @@ the machine had 1.9 of its 2 cores busy (1.0 otherwise).
 
 from __future__ import annotations
 
-import bisect
 import os
-import threading
-import time
 from pathlib import Path
+
+from steal import Sampler
 
 TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 # cumulative figures per sample; ``child`` is 1 while a checkpoint child lives (a share, not a
@@ -30,63 +29,47 @@ def _stat(path: Path) -> list[str]:
     return path.read_text().rsplit(")", 1)[1].split()
 
 
-class WorkerSampler:
+class WorkerSampler(Sampler):
     """Samples process ``pid`` every ``every`` seconds; ``rates(t0, t1)``: per-second figures
     between two ``time.time()`` instants (``child``: the share of samples with a child)."""
 
     def __init__(self, pid: int, every: float = 0.1) -> None:
-        self.pid = pid
-        self.every = every
-        self.times: list[float] = []
-        self.samples: list[tuple[float, ...]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(every)
+        self.proc = Path(f"/proc/{pid}")
+        self.main = self.proc / "task" / str(pid)
+        self.child_seen = 0
 
-    def start(self) -> WorkerSampler:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        proc = Path(f"/proc/{self.pid}")
-        main = proc / "task" / str(self.pid)
-        child_seen = 0
-        while not self._stop.is_set():
+    def sample(self) -> tuple[float, ...] | None:
+        try:
+            loop, whole = _stat(self.main / "stat"), _stat(self.proc / "stat")
+            waiting = int((self.main / "schedstat").read_text().split()[1]) / 1e9
+            kids = (self.main / "children").read_text().split()
+            with open("/proc/stat") as f:
+                cpu = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, IndexError, ValueError):
+            return None  # the worker is gone (or no /proc)
+        user, system = int(loop[11]) / TICK, int(loop[12]) / TICK
+        threads = (int(whole[11]) + int(whole[12])) / TICK - user - system
+        live = 0.0
+        for kid in kids:
             try:
-                loop, whole = _stat(main / "stat"), _stat(proc / "stat")
-                waiting = int((main / "schedstat").read_text().split()[1]) / 1e9
-                kids = (main / "children").read_text().split()
-                with open("/proc/stat") as f:
-                    cpu = [int(x) for x in f.readline().split()[1:]]
-            except (OSError, IndexError, ValueError):
-                return  # the worker is gone (or no /proc)
-            user, system = int(loop[11]) / TICK, int(loop[12]) / TICK
-            threads = (int(whole[11]) + int(whole[12])) / TICK - user - system
-            live = 0.0
-            for kid in kids:
-                try:
-                    k = _stat(Path(f"/proc/{kid}/stat"))
-                    live += (int(k[11]) + int(k[12])) / TICK
-                except (OSError, IndexError):
-                    pass  # ended meanwhile: counted among the ended below, next sample
-            ended = (int(whole[13]) + int(whole[14])) / TICK
-            child_seen += 1 if kids else 0
-            busy = (sum(cpu[:8]) - cpu[3] - cpu[4]) / TICK  # all but idle and iowait
-            self.times.append(time.time())
-            self.samples.append((user, system, int(loop[7]), waiting, threads, ended + live,
-                                 child_seen * self.every, busy))  # fmt: skip
-            self._stop.wait(self.every)
+                k = _stat(Path(f"/proc/{kid}/stat"))
+                live += (int(k[11]) + int(k[12])) / TICK
+            except (OSError, IndexError):
+                pass  # ended meanwhile: counted among the ended below, next sample
+        ended = (int(whole[13]) + int(whole[14])) / TICK
+        self.child_seen += 1 if kids else 0
+        busy = (sum(cpu[:8]) - cpu[3] - cpu[4]) / TICK  # all but idle and iowait
+        return (user, system, int(loop[7]), waiting, threads, ended + live,
+                self.child_seen * self.every, busy)  # fmt: skip
 
     def rates(self, t0: float, t1: float) -> dict[str, float] | None:
         """Per second over ``[t0, t1]`` (widened to the samples around it): each figure's
         increase over the time; None without two samples."""
-        if len(self.times) < 2:
+        span = self.around(t0, t1)
+        if span is None:
             return None
-        lo = max(0, bisect.bisect_right(self.times, t0) - 1)
-        hi = min(len(self.times) - 1, max(lo + 1, bisect.bisect_left(self.times, t1)))
-        span = self.times[hi] - self.times[lo]
+        lo, hi = span
         a, b = self.samples[lo], self.samples[hi]
-        return {name: (b[i] - a[i]) / span for i, name in enumerate(FIGURES)}
+        return {name: (b[i] - a[i]) / (self.times[hi] - self.times[lo])
+                for i, name in enumerate(FIGURES)}  # fmt: skip
