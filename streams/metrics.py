@@ -67,6 +67,12 @@ class Metrics:
             "Minor page faults of the checkpoints' pickling children: pages they copied",
             registry=r,
         )  # fmt: skip
+        self.state_saved_bytes = Counter(
+            "rapport_state_saved_bytes",
+            "Bytes of engine state written to the changelog, by kind: whole, or changes (a "
+            "by-actor engine's keys changed since its last save, the rest whole)",
+            ["kind"], registry=r,
+        )  # fmt: skip
         self.loop_lag = Histogram(
             "rapport_loop_lag_seconds",
             "How late the event loop ran a short timer: how long one piece of work (a batch, "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import faust
@@ -37,6 +38,16 @@ def total(samples: Samples, name: str, **labels: str) -> float:
     return sum(v for (n, lab), v in samples.items() if n == name and want <= set(lab))
 
 
+def until(base: str, done: Callable[[Samples], bool], timeout: float = 60) -> Samples:
+    """Scrapes until ``done`` (at most ``timeout`` seconds); the last scrape."""
+    deadline = time.monotonic() + timeout
+    now = scrape(base)
+    while not done(now) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = scrape(base)
+    return now
+
+
 def test_metrics_move_with_the_events(kafka_bootstrap: str, run_id: str, tmp_path: Path) -> None:
     settings, worker, base = start_worker(
         kafka_bootstrap, run_id, tmp_path, {"RAPPORT_WORKER__LOG_FORMAT": "json"}
@@ -46,18 +57,21 @@ def test_metrics_move_with_the_events(kafka_bootstrap: str, run_id: str, tmp_pat
         before = scrape(base)
         start = int(time.time() * 1000) - 3_600_000
         chat = [ev(f"{run_id}-{i}", f"u{i % 17}", f"u{i % 11}", start + i * 1000) for i in range(N)]
-        publish_events(settings, chat + spam_burst(f"{run_id}-spammer"))
+        # in two parts, the second once the first is saved: later saves of an engine hold only
+        # its changes
+        publish_events(settings, chat[: N // 2])
+        worker.wait_drained([topic], timeout=120)
+        until(base, lambda now: total(now, "rapport_state_saved_bytes_total", kind="whole")
+              > total(before, "rapport_state_saved_bytes_total", kind="whole"))  # fmt: skip
+        publish_events(settings, chat[N // 2 :] + spam_burst(f"{run_id}-spammer"))
         producer = kafka_clients.producer(settings, acks="all")
         for value, headers in BAD_MESSAGES:
             producer.send(topic, value=value, headers=headers, partition=0)
         producer.flush()
         producer.close()
         worker.wait_drained([topic], timeout=120)
-        deadline = time.monotonic() + 60
-        after = scrape(base)
-        while total(after, "rapport_alerts_total", rule="R1") < 1 and time.monotonic() < deadline:
-            time.sleep(0.5)
-            after = scrape(base)
+        after = until(base, lambda now: total(now, "rapport_alerts_total", rule="R1") >= 1
+                      and total(now, "rapport_state_saved_bytes_total", kind="changes") > 0)
     finally:
         assert worker.stop() == 0, (tmp_path / "worker.log").read_text()[-3000:]
 
@@ -81,6 +95,9 @@ def test_metrics_move_with_the_events(kafka_bootstrap: str, run_id: str, tmp_pat
     assert checkpoints >= 1 and moved("rapport_checkpoint_child_cpu_seconds_count") == checkpoints
     assert moved("rapport_checkpoint_child_cpu_seconds_sum") > 0
     assert moved("rapport_checkpoint_child_page_faults_total") > 0
+    # the first save of each engine is whole; the by-actor engines' later ones, their changes
+    assert moved("rapport_state_saved_bytes_total", kind="whole") > 0
+    assert moved("rapport_state_saved_bytes_total", kind="changes") > 0
     assert total(after, "rapport_clickhouse_retries_total") == 0
     lags = {lab: v for (n, lab), v in after.items() if n == "rapport_consumer_lag"}
     assert any(("topic", topic) in lab for lab in lags), lags

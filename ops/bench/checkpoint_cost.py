@@ -12,10 +12,12 @@ pickle / shuffle / compress CPU seconds, the state's bytes, the process's RSS. A
 engine: its parts (attributes, spam rules) slowest to pickle, the functions that took the most
 of its pickle (``cProfile``: the Python ``__getstate__`` methods are what a pickle spends
 outside C), and the CPU of ``dump_state`` and ``load_state`` together (what a restore adds).
-Last, what a save of only the changes would hold: the engines go on for ``--delta-seconds`` of
+Last, what a save of only the changes holds: the engines go on for ``--delta-seconds`` of
 event time (a checkpoint interval) and every large dictionary of a part (per account, per
 actor, per URL) is compared key by key (each entry pickled alone, before and after): the share
-of its keys and bytes that changed, and the bytes of the parts without such keys (whole).
+of its keys and bytes that changed, and the bytes of the parts without such keys (whole); then
+the by-actor engine's save of its changes (``streams.core.changes``) against a whole save: CPU
+seconds and bytes.
 
     .venv/bin/python ops/bench/checkpoint_cost.py [--events 300000] [--every 100000]
         [--rate 2833] [--partitions 4] [--accounts 16667] [--seed 1] [--repeat 3]
@@ -45,7 +47,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pyarrow as pa  # noqa: E402
 from alert_latency import background  # noqa: E402
 
-from streams.agents.checkpoints import CODEC, _shuffled, dump_state, load_state  # noqa: E402
+from streams.agents.checkpoints import (  # noqa: E402
+    CODEC,
+    Save,
+    _shuffled,
+    dump_save,
+    dump_state,
+    load_state,
+)  # fmt: skip
 from streams.core.actors import ActorEngine, Routed  # noqa: E402
 from streams.core.engine import EngineConfig, PartitionEngine  # noqa: E402
 from streams.simulate import simulate  # noqa: E402
@@ -228,12 +237,25 @@ def main() -> None:
         print(f"  dumped and loaded again in {time.process_time() - t:.2f} CPU-s "
               f"({type(back).__name__})")  # fmt: skip
     before = {name: entries(engine) for name, engine in engines.items()}
+    engines["by-actor"].track()  # as a checkpoint does once the child has forked
     n = int(args.delta_seconds * 1000 / ms_per_event)
     feed(n)
     print(f"\nover the next {args.delta_seconds:g} s of event time ({n:,} events):")
     for name, engine in engines.items():
         after, rest = entries(engine)
         print(f"  {name}: {changes(before[name][0], after, rest)}")
+    for kind, only_changes in (("whole", False), ("changes only", True)):
+        cpu, blob = min(timed_save(Save(engines["by-actor"], only_changes))
+                        for _ in range(args.repeat))  # fmt: skip
+        print(f"  by-actor save, {kind}: {cpu:.3f} CPU-s, {len(blob) / 2**20:.1f} MiB")
+
+
+def timed_save(save: Save) -> tuple[float, bytes]:
+    """A checkpoint's bytes of ``save`` as the child makes them, and their CPU seconds."""
+    with collector_off():
+        t = time.process_time()
+        blob = dump_save(save)
+        return time.process_time() - t, blob
 
 
 if __name__ == "__main__":

@@ -7,7 +7,14 @@ compression or shuffling still load.
 One coarse write per partition per checkpoint (not one changelog message per event): the pickle
 is cut into chunks that fit a Kafka message, written under a generation that alternates, and a
 manifest (offset covered, generation, chunk count, digest) written last. A crash half-way
-through a checkpoint leaves the previous generation and its manifest intact. Keys live in the
+through a checkpoint leaves the previous generation and its manifest intact.
+
+A by-actor engine is mostly per-key state of which a few percent changes between saves, so
+most of its saves hold only the keys changed since the save before (``streams.core.changes``)
+and the rest of the engine whole: a chain of changes after a whole save, in the generation of
+that save, each listed in the manifest once written. Restoring loads the whole save and applies
+the changes in order. The next save is whole once the chain's bytes reach the whole save's
+(``takes_changes``): a restore reads at most twice a whole save. Keys live in the
 table partition of the input partition's number (both topics have as many partitions, and Faust
 assigns equal numbers together), so after a rebalance the worker that owns input partition P
 recovers P's state from the changelog like any Faust table.
@@ -20,7 +27,8 @@ import json
 import logging
 import pickle
 import weakref
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import faust
 import numpy as np
@@ -30,6 +38,7 @@ from faust.streams import _current_event
 
 from streams.config import Settings
 from streams.core.actors import ActorEngine
+from streams.core.changes import applying, saving_changes
 from streams.core.engine import PartitionEngine
 
 log = logging.getLogger(__name__)
@@ -84,6 +93,36 @@ def _unshuffled(data: bytes, itemsize: int) -> npt.NDArray[np.uint8]:
 
 
 State = PartitionEngine | ActorEngine  # what is checkpointed per input partition
+Chain = tuple[int, int]  # bytes of a partition's last whole save, of the changes saved since
+
+
+class Save(NamedTuple):
+    """A state to save, whole or (``changes``) the keys changed since its last save."""
+
+    state: State
+    changes: bool
+
+
+def dump_save(save: Save) -> bytes:
+    if save.changes:
+        assert isinstance(save.state, ActorEngine)
+        with saving_changes(save.state.tracked()):
+            return dump_state(save.state)
+    return dump_state(save.state)
+
+
+def restore(blobs: Sequence[bytes], codec: str | None) -> State:
+    """A state from its whole save and the saves of its changes since, in order; a by-actor
+    engine tracks the keys changed from then on."""
+    state = load_state(blobs[0], codec)
+    for more in blobs[1:]:
+        assert isinstance(state, ActorEngine)
+        with applying(state.tracked()):
+            state = load_state(more, codec)
+    assert isinstance(state, PartitionEngine | ActorEngine)
+    if isinstance(state, ActorEngine):
+        state.track()
+    return state
 
 
 class EngineStore:
@@ -101,53 +140,81 @@ class EngineStore:
                 "delete.retention.ms": "60000",
             },
         )  # fmt: skip
+        self.chains: dict[tuple[str, int], Chain] = {}
+
+    def takes_changes(self, state: State) -> bool:
+        """Whether ``state``'s next save may be its changes: a by-actor engine whose last save
+        is in the changelog, with fewer bytes of changes since its whole save than that."""
+        chain = self.chains.get((state.topic, state.partition))
+        return isinstance(state, ActorEngine) and chain is not None and chain[1] < chain[0]
 
     def load(self, topic: str, partition: int, event: faust.types.EventT) -> State | None:
         """The state last saved for ``topic``'s ``partition`` (None if none); ``event`` is any
         event of that partition (Faust's stores pick the partition from the current event)."""
         _current_event.set(weakref.ref(event))
+        self.chains.pop((topic, partition), None)
         raw = self.table.get(_key(topic, partition, "manifest"))
         if raw is None:
             return None
         manifest = json.loads(raw)
-        chunks = [
-            self.table.get(_key(topic, partition, f"{manifest['gen']}/{i}"))
-            for i in range(manifest["chunks"])
-        ]
-        if any(c is None for c in chunks):
-            raise RuntimeError(f"checkpoint of partition {partition} is missing chunks")
-        blob = b"".join(c for c in chunks if c is not None)
-        if hashlib.sha256(blob).hexdigest() != manifest["sha256"]:
-            raise RuntimeError(f"checkpoint of partition {partition} is corrupt (digest)")
-        state = load_state(blob, manifest.get("codec"))
-        assert isinstance(state, PartitionEngine | ActorEngine)
-        log.info("%s:%d: state restored at offset %d (%d bytes)", topic, partition,
-                 state.offset, len(blob))  # fmt: skip
+        gen, listed = manifest["gen"], manifest.get("changes", [])
+        blobs = [self._read(topic, partition, f"{gen}", manifest["chunks"], manifest["sha256"])]
+        for k, c in enumerate(listed):
+            blobs.append(self._read(topic, partition, f"{gen}/c{k}", c["chunks"], c["sha256"]))
+        state = restore(blobs, manifest.get("codec"))
+        size, changes = len(blobs[0]), sum(map(len, blobs[1:]))
+        log.info("%s:%d: state restored at offset %d (%d bytes, %d saves of changes since: %d "
+                 "bytes)", topic, partition, state.offset, size, len(listed), changes)  # fmt: skip
+        self.chains[(topic, partition)] = (size, changes)
         return state
 
-    def write(self, state: State, offset: int, blob: bytes, event: faust.types.EventT) -> None:
-        """Write ``blob``, ``dump_state(state)`` covering offsets ≤ ``offset``. Durable once the
-        producer has flushed."""
-        topic, p = state.topic, state.partition
+    def _read(self, topic: str, partition: int, name: str, chunks: int, digest: str) -> bytes:
+        parts = [self.table.get(_key(topic, partition, f"{name}/{i}")) for i in range(chunks)]
+        if any(c is None for c in parts):
+            raise RuntimeError(f"checkpoint {name} of partition {partition} is missing chunks")
+        blob = b"".join(c for c in parts if c is not None)
+        if hashlib.sha256(blob).hexdigest() != digest:
+            raise RuntimeError(f"checkpoint {name} of partition {partition} is corrupt (digest)")
+        return blob
+
+    def write(self, save: Save, offset: int, blob: bytes, event: faust.types.EventT) -> None:
+        """Write ``blob``, ``dump_save(save)`` covering offsets ≤ ``offset``, after the saves
+        written before. Durable once the producer has flushed."""
+        topic, p = save.state.topic, save.state.partition
         _current_event.set(weakref.ref(event))
         previous: dict[str, Any] = json.loads(self.table.get(_key(topic, p, "manifest")) or "{}")
-        gen = 1 - int(previous.get("gen", 1))
-        n = max(1, -(-len(blob) // CHUNK_BYTES))
-        for i in range(n):
-            self.table[_key(topic, p, f"{gen}/{i}")] = blob[i * CHUNK_BYTES : (i + 1) * CHUNK_BYTES]
-        stale = int(previous.get(f"chunks_{gen}", 0))
-        for i in range(n, stale):
-            self.table.pop(_key(topic, p, f"{gen}/{i}"), None)
-        manifest = {
-            **previous,
-            "gen": gen,
-            "chunks": n,
-            f"chunks_{gen}": n,
-            "offset": offset,
-            "codec": CODEC,
-            "sha256": hashlib.sha256(blob).hexdigest(),
-        }
+        digest = hashlib.sha256(blob).hexdigest()
+        if save.changes:
+            base, changes = self.chains[(topic, p)]
+            gen, listed = previous["gen"], previous.get("changes", [])
+            n = self._chunks(topic, p, f"{gen}/c{len(listed)}", blob, 0)
+            manifest = {
+                **previous, "offset": offset,
+                "changes": [*listed, {"chunks": n, "sha256": digest, "offset": offset}],
+            }  # fmt: skip
+            self.chains[(topic, p)] = (base, changes + len(blob))
+        else:
+            gen = 1 - int(previous.get("gen", 1))
+            n = self._chunks(topic, p, f"{gen}", blob, int(previous.get(f"chunks_{gen}", 0)))
+            for k, c in enumerate(previous.get(f"changes_{gen}", [])):  # an older chain's
+                for i in range(c):
+                    self.table.pop(_key(topic, p, f"{gen}/c{k}/{i}"), None)
+            manifest = {
+                **previous, "gen": gen, "chunks": n, f"chunks_{gen}": n, "offset": offset,
+                "codec": CODEC, "sha256": digest, "changes": [],
+            }  # fmt: skip
+            self.chains[(topic, p)] = (len(blob), 0)
+        manifest[f"changes_{gen}"] = [c["chunks"] for c in manifest["changes"]]
         self.table[_key(topic, p, "manifest")] = json.dumps(manifest).encode()
+
+    def _chunks(self, topic: str, p: int, name: str, blob: bytes, stale: int) -> int:
+        """Write ``blob`` in chunks under ``name``, delete those of ``stale`` beyond; how many."""
+        n = max(1, -(-len(blob) // CHUNK_BYTES))
+        for i, at in enumerate(range(0, max(1, len(blob)), CHUNK_BYTES)):
+            self.table[_key(topic, p, f"{name}/{i}")] = blob[at : at + CHUNK_BYTES]
+        for i in range(n, stale):
+            self.table.pop(_key(topic, p, f"{name}/{i}"), None)
+        return n
 
 
 def _key(topic: str, partition: int, name: str) -> bytes:

@@ -24,11 +24,11 @@ import signal
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Generic, NoReturn, TypeVar
 
 log = logging.getLogger(__name__)
 _SIZE = 8  # bytes of the length before each pickle in the pipe
-Dump = Callable[[object], bytes]
+T = TypeVar("T")
 # the child yields the CPU to the worker (and the broker, on a small machine): its seconds of
 # pickling made the alerts of those seconds wait (event → alert p99 1.5–2.5 s at 2.5k events/s)
 CHILD_NICENESS = 10
@@ -38,10 +38,10 @@ def pickled(obj: object) -> bytes:
     return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-class ForkedPickles:
+class ForkedPickles(Generic[T]):
     """``objects`` pickled as they are at construction, by a child process when possible."""
 
-    def __init__(self, objects: Sequence[object], dump: Dump = pickled) -> None:
+    def __init__(self, objects: Sequence[T], dump: Callable[[T], bytes] = pickled) -> None:
         self.count = len(objects)
         self.pid: int | None = None
         self.done: list[bytes] | None = [] if not objects else None
@@ -77,7 +77,7 @@ class ForkedPickles:
         return self.done
 
 
-def _child(objects: Sequence[object], dump: Dump, fd: int) -> NoReturn:
+def _child(objects: Sequence[T], dump: Callable[[T], bytes], fd: int) -> NoReturn:
     """Pickle and write; never return into the parent's code (``os._exit``: no cleanup, no
     flush of buffers inherited from the parent)."""
     code = 1

@@ -44,7 +44,7 @@ from sinks.writer import BackpressureError, DeadLetter, SinkDown, Writer
 from streams import logs, metrics
 from streams.agents import by_actor
 from streams.agents.broadcast import Broadcast
-from streams.agents.checkpoints import EngineStore, State, dump_state
+from streams.agents.checkpoints import EngineStore, Save, State, dump_save
 from streams.agents.deliveries import Delivery, DeliveryCheck, Record, Refill, let_commits_pass
 from streams.agents.forked import ForkedPickles
 from streams.agents.heap import FrozenHeap
@@ -120,6 +120,9 @@ class Pipeline:
         self.saved_at: dict[TopicPartition, float] = {}  # monotonic time of each state's save
         self.save_seconds: dict[TopicPartition, float] = {}  # how long its last save took
         self.any_event: dict[TopicPartition, faust.types.EventT] = {}  # for table context
+        # one checkpoint at a time (the timer's, a settle's): a save of changes is written
+        # after the save it follows
+        self.one_save = asyncio.Lock()
         # follower counts by account, (ts, followers) oldest first, the newest few: what an
         # engine created later must be told (the broadcast hands each snapshot over once)
         self.follower_counts: dict[str, list[tuple[int, int]]] = {}
@@ -453,8 +456,14 @@ class Pipeline:
         the fork's turn held it for 1.3 s; storing only the rows due lost pair counts after a
         kill, the restored engine never writing them again). The producer is flushed, and only
         then are the offsets the states cover acknowledged. Large states are saved less often,
-        so that saving takes at most ``checkpoint_budget`` of the time (``_due``).
+        so that saving takes at most ``checkpoint_budget`` of the time (``_due``). A by-actor
+        engine's save holds only its keys changed since its last save when the store takes them
+        (``EngineStore.takes_changes``).
         """
+        async with self.one_save:
+            await self._checkpoint(everything)
+
+    async def _checkpoint(self, everything: bool) -> None:
         async with self.lock("checkpoint"):
             if self.failed:
                 return
@@ -474,9 +483,12 @@ class Pipeline:
             due = [tp for tp in due if tp in self.states]  # not revoked meanwhile
             self.writer.seal_unsourced()
             started = time.monotonic()
-            saving = [(tp, self.states[tp], self.states[tp].offset, self.any_event[tp])
-                      for tp in due]  # fmt: skip
-            pickles = ForkedPickles([state for _, state, _, _ in saving], dump_state)
+            saving = [(tp, Save(self.states[tp], self.store.takes_changes(self.states[tp])),
+                       self.states[tp].offset, self.any_event[tp]) for tp in due]  # fmt: skip
+            pickles = ForkedPickles([save for _, save, _, _ in saving], dump_save)
+            for _, save, _, _ in saving:
+                if isinstance(save.state, ActorEngine):
+                    save.state.track()  # the child has the keys changed until now
             self.changed.difference_update(due)  # what changes from now on is the next save's
             for tp in due:
                 self.saved_at[tp] = started
@@ -494,9 +506,11 @@ class Pipeline:
         async with self.lock("checkpoint write"):
             if self.failed:  # an engine may be half-updated since: write nothing, ack nothing
                 return
-            for (tp, state, offset, event), blob in zip(saving, blobs, strict=True):
-                if self.states.get(tp) is state:  # else revoked meanwhile: not ours to write
-                    self.store.write(state, offset, blob, event)
+            for (tp, save, offset, event), blob in zip(saving, blobs, strict=True):
+                if self.states.get(tp) is save.state:  # else revoked meanwhile: not ours to write
+                    self.store.write(save, offset, blob, event)
+                    kind = "changes" if save.changes else "whole"
+                    self.metrics.state_saved_bytes.labels(kind).inc(len(blob))
         await self.app.producer.flush()
         # a save's cost: pickling and sending, shared among the states saved by their size
         spent = time.monotonic() - started
@@ -505,8 +519,8 @@ class Pipeline:
             if self.failed:
                 return
             total = max(1, sum(map(len, blobs)))
-            for (tp, state, offset, _), blob in zip(saving, blobs, strict=True):
-                if self.states.get(tp) is state:
+            for (tp, save, offset, _), blob in zip(saving, blobs, strict=True):
+                if self.states.get(tp) is save.state:
                     self.save_seconds[tp] = spent * len(blob) / total
                     self.checkpointed[tp] = offset
             await self._ack()

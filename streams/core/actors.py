@@ -25,7 +25,8 @@ twice): repeated ids are dropped as they are released, remembered for the rules'
 allowance only — an older repeat is late for the rules anyway (they judge the events released in
 the same order, against the same stream time), so remembering ids for days (the partition
 engines' horizon) would only grow the checkpoint. Profile alerts (R8) come from snapshots,
-elsewhere. Pickled whole as its checkpoint.
+elsewhere. Checkpoints pickle it whole, or only the rules' keys changed since the last save
+(``tracked``, ``streams.core.changes``) with the rest whole.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
 from streams.core.batch import AccountIndex
+from streams.core.changes import Trackable, Tracked
 from streams.core.dedupe import SeenIds
 from streams.core.engine import EngineConfig
 from streams.core.spam import Alert, SpamDetector
@@ -146,6 +148,28 @@ class ActorEngine:
             state["arrived"] = len(state["held"])
         state["held"].sort()  # saved as a heap before sorted lists
         vars(self).update(state)
+
+    def tracked(self) -> dict[str, Trackable]:
+        """The per-key parts, by route and rule and attribute: the rules' per-key dicts (those
+        loaded as plain dicts, from columns or older checkpoints, become tracked dicts) and
+        the contact times."""
+        out: dict[str, Trackable] = {}
+        for r, detector in self.detectors.items():
+            for rule in detector.rules:
+                for attr in rule.keyed:
+                    d = getattr(rule, attr)
+                    if not isinstance(d, Tracked):
+                        d = Tracked(d)
+                        setattr(rule, attr, d)
+                    out[f"{r}/{rule.rule}/{attr}"] = d
+            if detector.contacts is not None:
+                out[f"{r}/contacts"] = detector.contacts.last
+        return out
+
+    def track(self) -> None:
+        """The engine as it is now is saved: remember the keys changed from now on."""
+        for part in self.tracked().values():
+            part.track()
 
     def state_size(self) -> dict[str, int]:
         return {

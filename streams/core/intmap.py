@@ -4,7 +4,9 @@ A Python dict of ints takes ~100 bytes an entry, and every entry is an object th
 the garbage collector visit one by one. ``IntMap`` keeps its entries in two aligned numpy arrays
 sorted by key (16 bytes an entry, pickled as two buffers), and takes new keys into a small dict
 that is merged into the arrays once it holds ``merge_at`` of them. A write to a key already in
-the arrays goes straight into them, so a key is in exactly one of the two places.
+the arrays goes straight into them, so a key is in exactly one of the two places. Once
+``track`` starts it, it remembers the keys written or dropped, for saves of changes
+(``streams.core.changes``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from streams.core.changes import reduce_changes
 from streams.core.narrow import differences, narrow_above_min, summed
 
 MERGE_AT = 1 << 18
@@ -31,6 +34,7 @@ class IntMap:
         self.values: Array = np.empty(0, value_dtype)  # aligned with keys
         self.recent: dict[int, int] = {}  # keys not in the arrays yet
         self.merge_at = merge_at
+        self.touched: list[Array] | None = None  # keys written or dropped since ``track``
 
     def __len__(self) -> int:
         return len(self.keys) + len(self.recent)
@@ -62,6 +66,8 @@ class IntMap:
 
     def update(self, keys: Array, values: Array) -> None:
         """Set ``keys`` to ``values`` (distinct keys)."""
+        if self.touched is not None:
+            self.touched.append(keys)
         if len(self.keys) and len(keys):
             at = np.searchsorted(self.keys, keys).clip(max=len(self.keys) - 1)
             old = self.keys[at] == keys
@@ -88,14 +94,38 @@ class IntMap:
         """Keep the entries whose values pass ``where`` (a vectorised test), drop the rest."""
         self.merge()
         mask = where(self.values)
+        if self.touched is not None:
+            self.touched.append(self.keys[~mask])
         self.keys, self.values = self.keys[mask], self.values[mask]
+
+    def track(self) -> None:
+        self.touched = []
+
+    def changes(self) -> tuple[Array, Array, Array]:
+        """(keys, values) written since ``track``, and the keys dropped."""
+        if self.touched is None:
+            raise RuntimeError("an IntMap saved as changes while not tracking them")
+        keys = np.unique(np.concatenate([np.empty(0, self.keys.dtype), *self.touched]))
+        values, found = self.lookup(keys, 0)
+        return keys[found], values[found], keys[~found]
+
+    def apply(self, changes: tuple[Array, Array, Array]) -> None:
+        keys, values, dropped = changes
+        if len(dropped):
+            self.merge()
+            keep = ~np.isin(self.keys, dropped)
+            self.keys, self.values = self.keys[keep], self.values[keep]
+        self.update(keys, values)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return reduce_changes(self) or super().__reduce_ex__(protocol)
 
     def __getstate__(self) -> dict[str, Any]:
         self.merge()  # changes nothing a reader sees: two arrays pickle fast, a dict does not
         # the sorted keys as differences, the values above their minimum in the narrowest
         # unsigned type (times of a month fit 32 bits): compressed, a few bytes an entry
         base, above = narrow_above_min(self.values)
-        return {**vars(self), "keys": differences(self.keys),
+        return {**vars(self), "touched": None, "keys": differences(self.keys),
                 "key_dtype": self.keys.dtype.str, "values": above, "value_base": base,
                 "value_dtype": self.values.dtype.str}  # fmt: skip
 
@@ -106,4 +136,5 @@ class IntMap:
         if "value_base" in state:
             dtype = np.dtype(state.pop("value_dtype"))
             state["values"] = state["values"].astype(dtype) + dtype.type(state.pop("value_base"))
+        state.setdefault("touched", None)  # written before ``track``
         vars(self).update(state)

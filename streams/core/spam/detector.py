@@ -38,6 +38,10 @@ _NEEDS_CONTACTS = frozenset({"R1", "R5"})
 class Rule(Protocol):
     rule: str
 
+    @property
+    def keyed(self) -> tuple[str, ...]:
+        """Attributes holding per-key dicts (``Tracked``: saved by their changes)."""
+
     def process(self, frame: Frame) -> list[Alert]: ...
 
     def expire(self, now: int) -> None: ...

@@ -10,6 +10,7 @@ before, is therefore not spamming strangers.
 
 from __future__ import annotations
 
+from streams.core.changes import Tracked
 from streams.core.spam.alerts import Alert, AlertLog, Evidence
 from streams.core.spam.config import SpamConfig
 from streams.core.spam.frame import Frame
@@ -24,6 +25,7 @@ class SameLinkRule:
     """Per (actor, canonical URL): the targets addressed with it in the trailing window."""
 
     rule = RULE
+    keyed = ("keys",)
 
     def __init__(self, config: SpamConfig, log: AlertLog) -> None:
         self.window_ms = config.r1_window_ms
@@ -32,7 +34,7 @@ class SameLinkRule:
         self.contact_horizon_ms = config.contact_horizon_ms
         self.samples = config.samples
         self.log = log
-        self.keys: dict[tuple[str, str], TrailingSet] = {}
+        self.keys: dict[tuple[str, str], TrailingSet] = Tracked()
         self._expiry = Expiry(self.window_ms)
 
     def process(self, frame: Frame) -> list[Alert]:

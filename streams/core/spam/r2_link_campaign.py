@@ -9,6 +9,7 @@ window when it fires, and each one joining while it holds.
 
 from __future__ import annotations
 
+from streams.core.changes import Tracked
 from streams.core.spam.alerts import Alert, AlertLog, Evidence
 from streams.core.spam.config import SpamConfig
 from streams.core.spam.frame import Frame
@@ -38,6 +39,7 @@ class LinkCampaignRule:
     """Per canonical URL: who sent it to whom in the trailing window."""
 
     rule = RULE
+    keyed = ("urls",)
 
     def __init__(self, config: SpamConfig, log: AlertLog) -> None:
         self.window_ms = config.r2_window_ms
@@ -45,7 +47,7 @@ class LinkCampaignRule:
         self.min_targets = config.r2_min_targets
         self.samples = config.samples
         self.log = log
-        self.urls: dict[str, Campaign] = {}
+        self.urls: dict[str, Campaign] = Tracked()
         self._expiry = Expiry(self.window_ms)
 
     def process(self, frame: Frame) -> list[Alert]:

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from streams.core.batch import I64, Bools
+from streams.core.changes import Tracked, is_saving_changes
 from streams.core.spam.alerts import Alert, AlertLog, Evidence
 from streams.core.spam.config import SpamConfig
 from streams.core.spam.frame import Frame
@@ -138,6 +139,7 @@ class NearDuplicateRule:
     """Per actor: texts sent in the trailing window, sketched when they could matter."""
 
     rule = RULE
+    keyed = ("actors",)
 
     def __init__(self, config: SpamConfig, log: AlertLog) -> None:
         self.window_ms = config.r3_window_ms
@@ -146,7 +148,7 @@ class NearDuplicateRule:
         self.samples = config.samples
         self.hasher = MinHasher(config.r3_bands, config.r3_rows)
         self.log = log
-        self.actors: dict[str, Sent] = {}
+        self.actors: dict[str, Sent] = Tracked()
         self._expiry = Expiry(self.window_ms)
 
     def process(self, frame: Frame) -> list[Alert]:
@@ -269,6 +271,8 @@ class NearDuplicateRule:
             expire_keys(self.actors, now - self.window_ms)
 
     def __getstate__(self) -> dict[str, Any]:
+        if is_saving_changes():  # the dict, pickled as its changes (``streams.core.changes``)
+            return self.__dict__
         state = {k: v for k, v in self.__dict__.items() if k != "actors"}
         return {**state, "columns": _columns(self.actors)}
 

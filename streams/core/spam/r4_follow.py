@@ -10,6 +10,7 @@ FOLLOWs, so no more are kept, however fast an account follows.
 
 from __future__ import annotations
 
+from streams.core.changes import Tracked
 from streams.core.spam.alerts import Alert, AlertLog, Evidence
 from streams.core.spam.config import SpamConfig
 from streams.core.spam.frame import Frame
@@ -44,11 +45,12 @@ class FollowSpamRule:
     """Per actor: follow counts and follow→unfollow churn in trailing windows."""
 
     rule = RULE
+    keyed = ("actors",)
 
     def __init__(self, config: SpamConfig, log: AlertLog) -> None:
         self.config = config
         self.log = log
-        self.actors: dict[str, Follower] = {}
+        self.actors: dict[str, Follower] = Tracked()
         self.keep_ms = max(config.r4_window_ms, config.r4_churn_window_ms)
         self._expiry = Expiry(self.keep_ms)
 

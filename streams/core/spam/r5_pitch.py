@@ -12,10 +12,12 @@ those last messages).
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
+from streams.core.changes import Tracked, is_saving_changes
 from streams.core.narrow import int_keyed, int_keyed_columns
 from streams.core.spam.alerts import Alert, AlertLog, Evidence
 from streams.core.spam.config import SpamConfig
@@ -37,6 +39,7 @@ class PitchRule:
     """Conversations per directed pair; pitched new conversations per actor."""
 
     rule = RULE
+    keyed = ("conversations", "pitches")
 
     def __init__(self, config: SpamConfig, log: AlertLog) -> None:
         self.window_ms = config.r5_window_ms
@@ -45,12 +48,15 @@ class PitchRule:
         self.contact_horizon_ms = config.contact_horizon_ms
         self.samples = config.samples
         self.log = log
-        self.conversations: dict[int, Conversation] = {}  # account << 32 | counterpart
-        self.pitches: dict[str, TrailingSet] = {}  # actor -> counterparts pitched
+        self.conversations: dict[int, Conversation] = Tracked()  # account << 32 | counterpart
+        self.pitches: dict[str, TrailingSet] = Tracked()  # actor -> counterparts pitched
         self._expiry = Expiry(max(self.gap_ms, self.window_ms))
 
     def __getstate__(self) -> dict[str, Any]:
-        """The conversations as columns, not a dict of tuples (~20 bytes an entry pickled)."""
+        """The conversations as columns, not a dict of tuples (~20 bytes an entry pickled); a
+        save of changes keeps the dict (``streams.core.changes``)."""
+        if is_saving_changes():
+            return vars(self)
         keys, convs = int_keyed_columns(self.conversations)
         tops, new, eids = zip(*convs, strict=True) if convs else ((), (), ())
         columns = (keys, np.array(tops, np.int64), np.array(new, np.bool_), list(eids))
@@ -139,7 +145,7 @@ class PitchRule:
         if not self._expiry.due(now):
             return
         edge = now - self.gap_ms  # a conversation last active at edge still takes t = now
-        self.conversations = {k: c for k, c in self.conversations.items() if c[0] >= edge}
+        expire_keys(self.conversations, edge - 1, itemgetter(0))
         expire_keys(self.pitches, now - self.window_ms)
 
     def state_size(self) -> int:

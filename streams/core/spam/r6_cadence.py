@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from streams.core.changes import Tracked
 from streams.core.spam.alerts import Alert, AlertLog, Evidence
 from streams.core.spam.config import SpamConfig
 from streams.core.spam.frame import Frame
@@ -39,6 +40,7 @@ class CadenceRule:
     """Per actor: recent POST times, judged for clockwork gaps and sustained rate."""
 
     rule = RULE
+    keyed = ("actors",)
 
     def __init__(self, config: SpamConfig, log: AlertLog) -> None:
         self.window_ms = config.r6_window_ms
@@ -50,7 +52,7 @@ class CadenceRule:
         self.least = min(self.min_posts, (self.cap + 1) * self.rate_hours)
         self.samples = config.samples
         self.log = log
-        self.actors: dict[str, Posts] = {}
+        self.actors: dict[str, Posts] = Tracked()
         self._expiry = Expiry(self.keep_ms)
 
     def process(self, frame: Frame) -> list[Alert]:

@@ -31,6 +31,7 @@ class ProfileRule:
     """Accounts flagged for their profile."""
 
     rule = RULE
+    keyed = ()
 
     def __init__(self, config: SpamConfig, log: AlertLog) -> None:
         self.config = config

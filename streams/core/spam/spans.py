@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, MutableMapping
 from heapq import heappop, heappush
 from operator import attrgetter
-from typing import Any, NamedTuple, Protocol, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from streams.core.windows import HOUR_MS, NO_TIME
 
@@ -151,20 +151,16 @@ def _entry_order(e: Entry) -> tuple[int, str]:
     return e.ts, e.event_id
 
 
-class Topped(Protocol):
-    """Per-key state that knows its key's latest event time."""
-
-    @property
-    def top(self) -> int: ...
+V = TypeVar("V")  # per-key state
 
 
-T = TypeVar("T", bound=Topped)
-
-
-def expire_keys(states: MutableMapping[Any, T], before: int) -> None:
-    """Drop the keys whose latest event is at or before ``before`` (their window is over for
-    good: callers pass stream time − lateness − window)."""
-    stale = [k for k, s in states.items() if s.top <= before]
+def expire_keys(
+    states: MutableMapping[Any, V], before: int, top: Callable[[V], int] = attrgetter("top")
+) -> None:
+    """Drop the keys whose latest event (``top`` of the value) is at or before ``before`` (their
+    window is over for good: callers pass stream time − lateness − window). One by one: a
+    tracked dict (``streams.core.changes``) saves the deletions."""
+    stale = [k for k, s in states.items() if top(s) <= before]
     for k in stale:
         del states[k]
 

@@ -1,0 +1,176 @@
+"""Saves of only the keys changed: a whole save and the changes after it restore the engine that
+was saved, and it goes on raising the same alerts as the engine that never stopped."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from streams.agents.checkpoints import CODEC, Save, dump_save, restore
+from streams.config import load_settings
+from streams.core.actors import END, ActorEngine, Routed, route
+from streams.core.changes import Trackable, Tracked, applying, saving_changes
+from streams.core.engine import EngineConfig
+from streams.core.intmap import IntMap
+from streams.core.spam import Alert
+from streams.simulate import Simulation, simulate
+
+
+@pytest.fixture(scope="module")
+def sim() -> Simulation:
+    return simulate(1200, 2, seed=5)
+
+
+@pytest.fixture(scope="module")
+def config() -> EngineConfig:
+    return load_settings(env={}, cwd=Path("/")).engine_config()
+
+
+def test_a_tracked_dict_remembers_the_keys_read_written_and_deleted_once_tracking() -> None:
+    d: Tracked[str, list[int]] = Tracked({"a": [1], "b": [2], "c": [3]})
+    d.get("a")
+    assert d.touched is None  # not tracking: nothing remembered
+    d.track()
+    d.get("a")
+    d["b"].append(5)
+    del d["c"]
+    d["new"] = [4]
+    d.pop("gone", None)
+    d.setdefault("x", [])
+    assert d.touched == {"a", "b", "c", "new", "gone", "x"}
+    assert sorted(d.items()) and d.touched == {"a", "b", "c", "new", "gone", "x"}  # not reads
+
+
+def test_changes_apply_to_the_base_by_name_and_need_it() -> None:
+    base: Tracked[str, int] = Tracked({"a": 1, "b": 2, "c": 3})
+    whole = pickle.dumps({"keys": base, "other": [1, 2]})
+    base.track()
+    base["a"] = 10
+    del base["b"]
+    base["d"] = 4
+    with saving_changes({"keys": base}):
+        changes = pickle.dumps({"keys": base, "other": [7]})
+    restored = pickle.loads(whole)
+    assert isinstance(restored["keys"], Tracked) and restored["keys"].touched is None
+    with applying({"keys": restored["keys"]}):
+        after = pickle.loads(changes)
+    assert after["keys"] is restored["keys"]  # the base's dict, changed in place
+    assert after == {"keys": {"a": 10, "c": 3, "d": 4}, "other": [7]}
+    with pytest.raises(RuntimeError, match="without the state"):
+        pickle.loads(changes)
+
+
+def test_changes_of_a_dict_not_tracking_are_refused() -> None:
+    d: Tracked[str, int] = Tracked({"a": 1})
+    with saving_changes({"keys": d}), pytest.raises(RuntimeError, match="not tracking"):
+        pickle.dumps(d)
+
+
+def test_an_intmaps_changes_hold_the_keys_written_and_dropped() -> None:
+    m = IntMap(merge_at=4)
+    m.update(np.arange(10), np.arange(10) * 10)
+    whole = pickle.dumps(m)
+    m.track()
+    m.update(np.array([3, 20]), np.array([33, 200]))
+    m.keep(lambda v: v >= 20)  # drops keys 0 and 1
+    with saving_changes({"m": m}):
+        changes = pickle.dumps(m)
+    assert len(changes) < len(whole)
+    base = pickle.loads(whole)
+    with applying({"m": base}):
+        after = pickle.loads(changes)
+    assert after is base
+    assert contents(after) == contents(m) == {**{k: k * 10 for k in range(2, 10)}, 3: 33, 20: 200}
+
+
+def feed(engine: ActorEngine, events: list[dict[str, Any]], end: bool = False) -> list[Alert]:
+    """Events as one source partition's message to a one-partition by-actor topic."""
+    groups = route(events, 1)
+    mark = END if end else max(e["ts"] for e in events)
+    messages = [Routed(r, 0, mark, groups.get((0, r), [])) for r in ("actor", "link")]
+    return engine.process(messages)
+
+
+def unshared(obj: object) -> bytes:
+    """A pickle without its memo: equal objects give equal bytes whether or not they share
+    parts (a restored engine holds one string per place, the live one shares event ids)."""
+    out = io.BytesIO()
+    pickler = pickle.Pickler(out, protocol=5)
+    pickler.fast = True  # no memo
+    pickler.dump(obj)
+    return out.getvalue()
+
+
+def contents(part: Trackable) -> dict[Any, Any]:
+    if isinstance(part, Tracked):
+        return {k: unshared(v) for k, v in part.items()}
+    assert isinstance(part, IntMap)
+    part.merge()
+    return dict(zip(part.keys.tolist(), part.values.tolist(), strict=True))
+
+
+def fingerprint(engine: ActorEngine) -> tuple[dict[str, dict[Any, Any]], bytes]:
+    """Each tracked part's contents (in any order), and the rest of the engine."""
+    parts = engine.tracked()
+    per_key = {n: contents(part) for n, part in parts.items()}
+    touched = {n: part.touched for n, part in parts.items()}  # type: ignore[attr-defined]
+    engine.track()  # no changes: the rest alone
+    with saving_changes(parts):
+        rest = unshared(engine)
+    for n, part in parts.items():
+        part.touched = touched[n]  # type: ignore[attr-defined]
+    return per_key, rest
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_whole_save_and_its_changes_restore_the_engine_and_its_alerts(
+    sim: Simulation, config: EngineConfig, seed: int
+) -> None:
+    """Saves at random points, whole or changes (a new chain now and then), of an engine fed
+    the simulator's stream (spammers of every rule; expiry passes delete keys); the chain
+    restores an engine equal to the live one, which then raises the same alerts."""
+    rng = random.Random(seed)
+    events = sim.events
+    stop = len(events) * 2 // 3
+    live = ActorEngine(config, "by-actor", 0, sources=1)
+    chain: list[bytes] = []
+    at, saves_of_changes = 0, 0
+    while at < stop:
+        n = rng.randint(50, 2000)
+        feed(live, events[at : at + n])
+        at += n
+        changes = bool(chain) and (at >= stop or rng.random() < 0.85)  # the last: changes
+        chain = [*chain, dump_save(Save(live, True))] if changes else [dump_save(Save(live, False))]
+        saves_of_changes += changes
+        live.track()
+    assert saves_of_changes >= 5 and len(chain) >= 2
+    restored = restore(chain, CODEC)
+    assert isinstance(restored, ActorEngine)
+    sizes = live.state_size()
+    assert sizes["actor_R5"] > 1000 and sizes["actor_R3"] > 300  # a state worth checking
+    assert fingerprint(restored) == fingerprint(live)
+    rest = events[at:]
+    cuts = sorted(rng.sample(range(1, len(rest)), 5))
+    for a, b in zip([0, *cuts], [*cuts, len(rest)], strict=True):
+        assert feed(restored, rest[a:b]) == feed(live, rest[a:b])
+    assert feed(restored, [], end=True) == feed(live, [], end=True)
+    assert fingerprint(restored) == fingerprint(live)
+
+
+def test_a_save_of_changes_is_a_fraction_of_a_whole_one(
+    sim: Simulation, config: EngineConfig
+) -> None:
+    engine = ActorEngine(config, "by-actor", 0, sources=1)
+    half = len(sim.events) // 2
+    feed(engine, sim.events[:half])
+    whole = dump_save(Save(engine, False))
+    engine.track()
+    feed(engine, sim.events[half : half + 200])
+    changes = dump_save(Save(engine, True))
+    assert len(changes) < len(whole) / 3
