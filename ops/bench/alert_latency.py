@@ -116,13 +116,24 @@ BLOCKING = {
 }
 
 
+# bytes of engine state written, by kind of save
+SAVED = {kind: f'rapport_state_saved_bytes_total{{kind="{kind}"}}' for kind in ("whole", "changes")}
+
+
 def scrape_sums(settings: Any, names: dict[str, str]) -> dict[str, tuple[float, float]]:
+    """Per name: (count, sum) of a histogram, (count above the bucket, sum) of a bucket, or
+    (value, 0) of a counter (``_total``), summed over the labels not given."""
     url = f"http://{settings.worker.web_host}:{settings.worker.web_port}/metrics"
     with urllib.request.urlopen(url, timeout=10) as response:
         lines = response.read().decode().splitlines()
     out = {}
     for label, metric in names.items():
         name, _, want = metric.partition("{")
+        if name.endswith("_total"):
+            counted = [float(line.rpartition(" ")[2]) for line in lines
+                       if line.startswith(name) and want.rstrip("}") in line]  # fmt: skip
+            out[label] = (sum(counted), 0.0)
+            continue
         if name.endswith("_bucket"):  # (count above the bucket, seconds of all)
             family = name.removesuffix("_bucket")
             values = {line.rpartition(" ")[0]: float(line.rpartition(" ")[2])
@@ -269,6 +280,7 @@ def main() -> None:
         stolen_while_busy = steal.cores(time.time() - busy, time.time())
         elapsed = time.monotonic() - started  # sending (the worker's stop comes after)
         blocking = scrape_sums(settings, BLOCKING)
+        saved = scrape_sums(settings, SAVED)
     finally:
         stop.set()
         watcher.join(5)
@@ -336,6 +348,8 @@ def main() -> None:
         print(f"{name} (whole run): {count:,.0f}, {total:.1f} s"
               + ("" if "_bucket" in BLOCKING[name] else
                  f", mean {1000 * total / max(count, 1):.0f} ms"))
+    print("engine state written (whole run): "
+          + ", ".join(f"{k} {v / 2**20:,.1f} MiB" for k, (v, _) in saved.items()))
 
 
 def _figures(doing: WorkerSampler, t0: float, t1: float) -> str:

@@ -18,7 +18,7 @@ equal; only the order of a dict's keys may differ (the rules never depend on it)
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Protocol, TypeVar
@@ -53,12 +53,20 @@ def reduce_changes(obj: Trackable) -> tuple[Any, ...] | None:
     return None if name is None else (_apply_changes, (name, obj.changes()))
 
 
+def _as_is(entries: Any) -> Any:
+    return entries
+
+
 class Tracked(dict[K, V]):
     """A dict that, once ``touched`` is a set (``track``), adds every key read, written or
     deleted to it. Iterating does not count: ``items()`` / ``values()`` must not be used to
     change values in place."""
 
     __slots__ = ("touched",)
+    # changed entries as saved, and back: a subclass may make them columns (one pickled
+    # object per value costs microseconds)
+    pack: Callable[[dict[Any, Any]], Any] = staticmethod(_as_is)
+    unpack: Callable[[Any], dict[Any, Any]] = staticmethod(_as_is)
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -97,21 +105,21 @@ class Tracked(dict[K, V]):
             self.touched.add(key)
         return dict.setdefault(self, key, default)
 
-    def changes(self) -> tuple[dict[K, V], list[K]]:
+    def changes(self) -> tuple[Any, list[K]]:
         if self.touched is None:
             raise RuntimeError("a tracked dict saved as changes while not tracking them")
         present = {k: v for k in self.touched if (v := dict.get(self, k, _MISSING)) is not _MISSING}
-        return present, [k for k in self.touched if k not in present]
+        return self.pack(present), [k for k in self.touched if k not in present]
 
-    def apply(self, changes: tuple[dict[K, V], list[K]]) -> None:
-        present, removed = changes
+    def apply(self, changes: tuple[Any, list[K]]) -> None:
+        packed, removed = changes
         for k in removed:
             dict.pop(self, k, None)
-        dict.update(self, present)
+        dict.update(self, self.unpack(packed))
 
     def __reduce__(self) -> tuple[Any, ...]:
         # whole: loaded untracked (``__init__`` sets ``touched`` to None)
-        return reduce_changes(self) or (Tracked, (), None, None, iter(dict.items(self)))
+        return reduce_changes(self) or (type(self), (), None, None, iter(dict.items(self)))
 
 
 def _apply_changes(name: str, changes: Any) -> Trackable:

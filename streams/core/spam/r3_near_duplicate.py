@@ -148,7 +148,7 @@ class NearDuplicateRule:
         self.samples = config.samples
         self.hasher = MinHasher(config.r3_bands, config.r3_rows)
         self.log = log
-        self.actors: dict[str, Sent] = Tracked()
+        self.actors: dict[str, Sent] = Sents()
         self._expiry = Expiry(self.window_ms)
 
     def process(self, frame: Frame) -> list[Alert]:
@@ -277,8 +277,10 @@ class NearDuplicateRule:
         return {**state, "columns": _columns(self.actors)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        if "columns" in state:  # else a checkpoint from before the columns: ``actors``
-            state["actors"] = _sents(state.pop("columns"))
+        if "columns" in state:  # else a checkpoint from before the columns (``actors`` a dict)
+            state["actors"] = _sents(state.pop("columns"))  # or of changes (``Sents``)
+        if not isinstance(state["actors"], Sents):
+            state["actors"] = Sents(state["actors"])
         self.__dict__.update(state)
 
     def state_size(self) -> int:
@@ -318,6 +320,13 @@ def _sents(c: dict[str, Any]) -> dict[str, Sent]:
         sent.__setstate__((top, texts[at : at + n]))  # as if pickled alone
         at += n
     return actors
+
+
+class Sents(Tracked[str, Sent]):
+    """The rule's texts per actor, their changes saved as columns too."""
+
+    __slots__ = ()
+    pack, unpack = staticmethod(_columns), staticmethod(_sents)
 
 
 _BAND_NUMBERS = np.arange(256, dtype=np.int64) << 32

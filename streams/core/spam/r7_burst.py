@@ -73,7 +73,7 @@ class BurstRule:
         self.per_hour = HOUR_MS / self.window_ms
         self.samples = config.samples
         self.log = log
-        self.actors: dict[str, Sender] = Tracked()
+        self.actors: dict[str, Sender] = Senders()
         self._expiry = Expiry(self.history_ms + HOUR_MS)
 
     def process(self, frame: Frame) -> list[Alert]:
@@ -142,8 +142,10 @@ class BurstRule:
         return {**state, "columns": _columns(self.actors)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        if "columns" in state:  # else a checkpoint from before the columns: ``actors``
-            state["actors"] = _senders(state.pop("columns"))
+        if "columns" in state:  # else a checkpoint from before the columns (``actors`` a dict)
+            state["actors"] = _senders(state.pop("columns"))  # or of changes (``Senders``)
+        if not isinstance(state["actors"], Senders):
+            state["actors"] = Senders(state["actors"])
         vars(self).update(state)
 
 
@@ -179,3 +181,10 @@ def _senders(c: dict[str, Any]) -> dict[str, Sender]:
         at_event += n_events
         at_hour += n_hours
     return actors
+
+
+class Senders(Tracked[str, Sender]):
+    """The rule's senders, their changes saved as columns too."""
+
+    __slots__ = ()
+    pack, unpack = staticmethod(_columns), staticmethod(_senders)
