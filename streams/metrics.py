@@ -69,8 +69,8 @@ class Metrics:
         )  # fmt: skip
         self.state_saved_bytes = Counter(
             "rapport_state_saved_bytes",
-            "Bytes of engine state written to the changelog, by kind: whole, or changes (a "
-            "by-actor engine's keys changed since its last save, the rest whole)",
+            "Bytes of engine state written to the changelog, by kind: whole, or changes (what "
+            "changed since the engine's last save, the rest of it whole)",
             ["kind"], registry=r,
         )  # fmt: skip
         self.loop_lag = Histogram(

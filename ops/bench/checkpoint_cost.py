@@ -16,8 +16,8 @@ Last, what a save of only the changes holds: the engines go on for ``--delta-sec
 event time (a checkpoint interval) and every large dictionary of a part (per account, per
 actor, per URL) is compared key by key (each entry pickled alone, before and after): the share
 of its keys and bytes that changed, and the bytes of the parts without such keys (whole); then
-the by-actor engine's save of its changes (``streams.core.changes``) against a whole save: CPU
-seconds and bytes.
+each engine's save of its changes (``streams.core.changes``) against a whole save: CPU seconds
+and bytes.
 
     .venv/bin/python ops/bench/checkpoint_cost.py [--events 300000] [--every 100000]
         [--rate 2833] [--partitions 4] [--accounts 16667] [--seed 1] [--repeat 3]
@@ -237,17 +237,19 @@ def main() -> None:
         print(f"  dumped and loaded again in {time.process_time() - t:.2f} CPU-s "
               f"({type(back).__name__})")  # fmt: skip
     before = {name: entries(engine) for name, engine in engines.items()}
-    engines["by-actor"].track()  # as a checkpoint does once the child has forked
+    for engine in engines.values():
+        engine.track()  # as a checkpoint does once the child has forked
     n = int(args.delta_seconds * 1000 / ms_per_event)
     feed(n)
     print(f"\nover the next {args.delta_seconds:g} s of event time ({n:,} events):")
     for name, engine in engines.items():
         after, rest = entries(engine)
         print(f"  {name}: {changes(before[name][0], after, rest)}")
-    for kind, only_changes in (("whole", False), ("changes only", True)):
-        cpu, blob = min(timed_save(Save(engines["by-actor"], only_changes))
-                        for _ in range(args.repeat))  # fmt: skip
-        print(f"  by-actor save, {kind}: {cpu:.3f} CPU-s, {len(blob) / 2**20:.1f} MiB")
+    for (name, engine), (kind, only_changes) in itertools.product(
+        engines.items(), (("whole", False), ("changes only", True))
+    ):
+        cpu, blob = min(timed_save(Save(engine, only_changes)) for _ in range(args.repeat))
+        print(f"  {name} save, {kind}: {cpu:.3f} CPU-s, {len(blob) / 2**20:.1f} MiB")
 
 
 def timed_save(save: Save) -> tuple[float, bytes]:

@@ -9,10 +9,12 @@ is cut into chunks that fit a Kafka message, written under a generation that alt
 manifest (offset covered, generation, chunk count, digest) written last. A crash half-way
 through a checkpoint leaves the previous generation and its manifest intact.
 
-A by-actor engine is mostly per-key state of which a few percent changes between saves, so
-most of its saves hold only the keys changed since the save before (``streams.core.changes``)
-and the rest of the engine whole: a chain of changes after a whole save, in the generation of
-that save, each listed in the manifest once written. Restoring loads the whole save and applies
+Most of an engine's state changes little between saves: a by-actor engine is per-key state of
+which a few percent changes, an interactions engine holds two minutes of events for reordering
+of which a few seconds' come and go. So most saves hold only what changed since the save
+before (``streams.core.changes``: keys, the held events that left and came) and the rest of the
+engine whole: a chain of changes after a whole save, in the generation of that save, each
+listed in the manifest once written. Restoring loads the whole save and applies
 the changes in order. The next save is whole once the chain's bytes reach the whole save's
 (``takes_changes``): a restore reads at most twice a whole save. Keys live in the
 table partition of the input partition's number (both topics have as many partitions, and Faust
@@ -105,23 +107,21 @@ class Save(NamedTuple):
 
 def dump_save(save: Save) -> bytes:
     if save.changes:
-        assert isinstance(save.state, ActorEngine)
         with saving_changes(save.state.tracked()):
             return dump_state(save.state)
     return dump_state(save.state)
 
 
 def restore(blobs: Sequence[bytes], codec: str | None) -> State:
-    """A state from its whole save and the saves of its changes since, in order; a by-actor
-    engine tracks the keys changed from then on."""
+    """A state from its whole save and the saves of its changes since, in order; it tracks
+    the keys changed from then on."""
     state = load_state(blobs[0], codec)
     for more in blobs[1:]:
-        assert isinstance(state, ActorEngine)
+        assert isinstance(state, PartitionEngine | ActorEngine)
         with applying(state.tracked()):
             state = load_state(more, codec)
     assert isinstance(state, PartitionEngine | ActorEngine)
-    if isinstance(state, ActorEngine):
-        state.track()
+    state.track()
     return state
 
 
@@ -143,10 +143,10 @@ class EngineStore:
         self.chains: dict[tuple[str, int], Chain] = {}
 
     def takes_changes(self, state: State) -> bool:
-        """Whether ``state``'s next save may be its changes: a by-actor engine whose last save
-        is in the changelog, with fewer bytes of changes since its whole save than that."""
+        """Whether ``state``'s next save may be its changes: its last save is in the changelog,
+        with fewer bytes of changes since its whole save than that."""
         chain = self.chains.get((state.topic, state.partition))
-        return isinstance(state, ActorEngine) and chain is not None and chain[1] < chain[0]
+        return chain is not None and chain[1] < chain[0]
 
     def load(self, topic: str, partition: int, event: faust.types.EventT) -> State | None:
         """The state last saved for ``topic``'s ``partition`` (None if none); ``event`` is any

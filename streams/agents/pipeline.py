@@ -487,8 +487,7 @@ class Pipeline:
                        self.states[tp].offset, self.any_event[tp]) for tp in due]  # fmt: skip
             pickles = ForkedPickles([save for _, save, _, _ in saving], dump_save)
             for _, save, _, _ in saving:
-                if isinstance(save.state, ActorEngine):
-                    save.state.track()  # the child has the keys changed until now
+                save.state.track()  # the child has the keys changed until now
             self.changed.difference_update(due)  # what changes from now on is the next save's
             for tp in due:
                 self.saved_at[tp] = started

@@ -39,7 +39,7 @@ from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
 from streams.core.batch import AccountIndex
-from streams.core.changes import Trackable, Tracked
+from streams.core.changes import Trackable, Tracked, TracksChanges
 from streams.core.dedupe import SeenIds
 from streams.core.engine import EngineConfig
 from streams.core.spam import Alert, SpamDetector
@@ -89,7 +89,7 @@ class Routed(NamedTuple):
     events: list[Event]
 
 
-class ActorEngine:
+class ActorEngine(TracksChanges):
     """The event rules (R1–R7 as enabled) over one partition of the ``by-actor`` topic."""
 
     def __init__(
@@ -151,9 +151,9 @@ class ActorEngine:
 
     def tracked(self) -> dict[str, Trackable]:
         """The per-key parts, by route and rule and attribute: the rules' per-key dicts (those
-        loaded as plain dicts, from columns or older checkpoints, become tracked dicts) and
-        the contact times."""
-        out: dict[str, Trackable] = {}
+        loaded as plain dicts, from columns or older checkpoints, become tracked dicts), the
+        contact times, the ids seen."""
+        out: dict[str, Trackable] = {f"{r}/seen": seen.ids for r, seen in self.seen.items()}
         for r, detector in self.detectors.items():
             for rule in detector.rules:
                 for attr in rule.keyed:
@@ -165,11 +165,6 @@ class ActorEngine:
             if detector.contacts is not None:
                 out[f"{r}/contacts"] = detector.contacts.last
         return out
-
-    def track(self) -> None:
-        """The engine as it is now is saved: remember the keys changed from now on."""
-        for part in self.tracked().values():
-            part.track()
 
     def state_size(self) -> dict[str, int]:
         return {

@@ -131,6 +131,18 @@ def _apply_changes(name: str, changes: Any) -> Trackable:
     return base[name]
 
 
+class TracksChanges:
+    """An engine whose per-key parts (``tracked``, by name) can be saved by their changes."""
+
+    def tracked(self) -> dict[str, Trackable]:
+        raise NotImplementedError
+
+    def track(self) -> None:
+        """As it is now it is saved: remember the keys changed from now on."""
+        for part in self.tracked().values():
+            part.track()
+
+
 @contextmanager
 def saving_changes(parts: Mapping[str, Trackable]) -> Iterator[None]:
     """Pickles made inside hold each of ``parts`` (by name) as its changes only."""

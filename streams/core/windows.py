@@ -15,6 +15,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from streams.core.changes import reduce_changes
+
 Event = dict[str, Any]
 I64 = npt.NDArray[np.int64]
 _PACK = msgspec.msgpack.Encoder()
@@ -119,6 +121,11 @@ class ReorderBuffer:
     the first message, from its own on, that moves stream time ≥ its ts + ``reorder_ms``. So the
     released sequence depends only on the sequence of messages, not on how a consumer happened
     to group them into batches: a replay after a restart releases exactly the same order.
+
+    Held events leave from the front and mostly arrive at the end, so once ``track`` starts
+    it a save of changes (``streams.core.changes``) holds per partition how many left the front
+    and the events added at the end since, not two minutes of events (the whole partition when
+    an arrival sorted before held events).
     """
 
     def __init__(self, reorder_ms: int = REORDER_MS) -> None:
@@ -128,12 +135,53 @@ class ReorderBuffer:
         self.stream_time: dict[int, int] = {}
         self._released: dict[int, tuple[int, str]] = {}  # partition -> last released key
         self.stragglers = 0
+        # since ``track``: held per partition then, how many left the front since, partitions
+        # whose held events were re-sorted or flushed (not pickled)
+        self._tracked: dict[int, int] | None = None
+        self._dropped: dict[int, int] = {}
+        self._resorted: set[int] = set()
+
+    def track(self) -> None:
+        self._tracked = {p: len(h) for p, h in self._held.items()}
+        self._dropped, self._resorted = {}, set()
+
+    def changes(self) -> dict[str, Any]:
+        """Per partition held: (events that left the front, packed events added at the end),
+        or (None, all of them packed); the partitions gone; the other attributes."""
+        if self._tracked is None:
+            raise RuntimeError("a reorder buffer saved as changes while not tracking them")
+        held: dict[int, tuple[int | None, bytes]] = {}
+        for p, h in self._held.items():
+            if p in self._resorted or p not in self._tracked:
+                held[p] = (None, pack_events(h))
+                continue
+            dropped = self._dropped.get(p, 0)
+            held[p] = (dropped, pack_events(h[max(0, self._tracked[p] - dropped) :]))
+        rest = {k: v for k, v in self._state().items() if k != "_held"}
+        return {"held": held, "gone": [p for p in self._tracked if p not in self._held], **rest}
+
+    def apply(self, changes: dict[str, Any]) -> None:
+        changes = dict(changes)
+        for p in changes.pop("gone"):
+            self._held.pop(p, None)
+        for p, (dropped, tail) in changes.pop("held").items():
+            base = [] if dropped is None else self._held.get(p, [])[dropped:]
+            self._held[p] = base + unpack_events(tail)
+        self.__dict__.update(changes)
+        self._held_ts = {p: _times(h) for p, h in self._held.items()}
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return reduce_changes(self) or super().__reduce_ex__(protocol)
+
+    def _state(self) -> dict[str, Any]:
+        derived = ("_held_ts", "_tracked", "_dropped", "_resorted")
+        return {k: v for k, v in self.__dict__.items() if k not in derived}
 
     def __getstate__(self) -> dict[str, Any]:
         """The held events as MessagePack (validated events: plain values only), as on the
         by-actor topic: a live partition holds two minutes of events (85k at the alert bench's
         pace), which took 0.39 s to pickle and take 0.07 s to pack."""
-        state = {k: v for k, v in self.__dict__.items() if k != "_held_ts"}
+        state = self._state()
         state["_held"] = {p: pack_events(h) for p, h in self._held.items()}
         return state
 
@@ -143,6 +191,7 @@ class ReorderBuffer:
                           for p, h in held.items()}  # fmt: skip
         self.__dict__.update(state)
         self._held_ts = {p: _times(h) for p, h in self._held.items()}
+        self._tracked, self._dropped, self._resorted = None, {}, set()
 
     def __len__(self) -> int:
         return sum(len(h) for h in self._held.values())
@@ -179,6 +228,8 @@ class ReorderBuffer:
         staying = np.flatnonzero(new_due >= len(messages))
         leaving, rest_ts = held[:k], held_ts[k:]
         del held[:k]  # in place: no copy of what stays
+        if self._tracked is not None:
+            self._dropped[partition] = self._dropped.get(partition, 0) + k
         if len(staying):
             stay = _sorted_rows(new, new_ts, staying, None)
             interleaved = bool(held) and _order(stay[0]) <= _order(held[-1])
@@ -187,6 +238,7 @@ class ReorderBuffer:
             if interleaved:  # sort them all
                 held = _sorted_rows(held, rest_ts, np.arange(len(held)), None)
                 rest_ts = np.sort(rest_ts)
+                self._resorted.add(partition)
         self._held[partition], self._held_ts[partition] = held, rest_ts
         if not k and not len(going):
             return []
@@ -200,6 +252,7 @@ class ReorderBuffer:
     def flush(self, partition: int = 0) -> list[Event]:
         """Release everything held for ``partition`` (end of its input)."""
         self._held_ts.pop(partition, None)
+        self._resorted.add(partition)
         out = self._held.pop(partition, [])
         if out:
             self._count_stragglers(partition, out)
