@@ -14,12 +14,13 @@ which a few percent changes, an interactions engine holds two minutes of events 
 of which a few seconds' come and go. So most saves hold only what changed since the save
 before (``streams.core.changes``: keys, the held events that left and came) and the rest of the
 engine whole: a chain of changes after a whole save, in the generation of that save, each
-listed in the manifest once written. Restoring loads the whole save and applies
-the changes in order. The next save is whole once the chain's bytes reach the whole save's
-(``takes_changes``): a restore reads at most twice a whole save. Keys live in the
-table partition of the input partition's number (both topics have as many partitions, and Faust
-assigns equal numbers together), so after a rebalance the worker that owns input partition P
-recovers P's state from the changelog like any Faust table.
+listed in the manifest once written. Restoring loads the whole save and applies the changes
+in order. The next save is whole once the chain's bytes reach the whole save's, one whole save
+per checkpoint (``kinds``): a restore reads at most four times a whole save.
+
+Keys live in the table partition of the input partition's number (both topics have as many
+partitions, and Faust assigns equal numbers together), so after a rebalance the worker that
+owns input partition P recovers P's state from the changelog like any Faust table.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def _unshuffled(data: bytes, itemsize: int) -> npt.NDArray[np.uint8]:
 
 State = PartitionEngine | ActorEngine  # what is checkpointed per input partition
 Chain = tuple[int, int]  # bytes of a partition's last whole save, of the changes saved since
+LONGEST_CHAIN = 3  # changes saved since a whole save: at most this many times its bytes
 
 
 class Save(NamedTuple):
@@ -142,11 +144,20 @@ class EngineStore:
         )  # fmt: skip
         self.chains: dict[tuple[str, int], Chain] = {}
 
-    def takes_changes(self, state: State) -> bool:
-        """Whether ``state``'s next save may be its changes: its last save is in the changelog,
-        with fewer bytes of changes since its whole save than that."""
-        chain = self.chains.get((state.topic, state.partition))
-        return chain is not None and chain[1] < chain[0]
+    def kinds(self, states: Sequence[State]) -> list[bool]:
+        """Per state of one checkpoint, whether its save is of its changes: it is when its
+        last save is in the changelog and the changes saved since its whole save are fewer
+        bytes than that. A whole save costs the child several times a save of changes, so one
+        checkpoint makes one whole save of a state saved before (the most overdue), and the
+        others' chains grow, up to ``LONGEST_CHAIN`` times their whole save."""
+        chains = [self.chains.get((s.topic, s.partition)) for s in states]
+        out = [c is not None and c[1] < c[0] for c in chains]
+        overdue = sorted((c[1] / max(1, c[0]), i) for i, c in enumerate(chains)
+                         if c is not None and not out[i])  # fmt: skip
+        for _, i in overdue[:-1]:
+            base, changes = chains[i] or (0, 0)
+            out[i] = changes < LONGEST_CHAIN * base
+        return out
 
     def load(self, topic: str, partition: int, event: faust.types.EventT) -> State | None:
         """The state last saved for ``topic``'s ``partition`` (None if none); ``event`` is any

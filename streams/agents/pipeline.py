@@ -458,7 +458,7 @@ class Pipeline:
         then are the offsets the states cover acknowledged. Large states are saved less often,
         so that saving takes at most ``checkpoint_budget`` of the time (``_due``). A by-actor
         engine's save holds only its keys changed since its last save when the store takes them
-        (``EngineStore.takes_changes``).
+        (``EngineStore.kinds``).
         """
         async with self.one_save:
             await self._checkpoint(everything)
@@ -483,8 +483,10 @@ class Pipeline:
             due = [tp for tp in due if tp in self.states]  # not revoked meanwhile
             self.writer.seal_unsourced()
             started = time.monotonic()
-            saving = [(tp, Save(self.states[tp], self.store.takes_changes(self.states[tp])),
-                       self.states[tp].offset, self.any_event[tp]) for tp in due]  # fmt: skip
+            kinds = self.store.kinds([self.states[tp] for tp in due])
+            saving = [(tp, Save(self.states[tp], changes), self.states[tp].offset,
+                       self.any_event[tp])
+                      for tp, changes in zip(due, kinds, strict=True)]  # fmt: skip
             pickles = ForkedPickles([save for _, save, _, _ in saving], dump_save)
             for _, save, _, _ in saving:
                 save.state.track()  # the child has the keys changed until now

@@ -9,10 +9,11 @@ import random
 from pathlib import Path
 from typing import Any
 
+import faust
 import numpy as np
 import pytest
 
-from streams.agents.checkpoints import CODEC, Save, dump_save, load_state, restore
+from streams.agents.checkpoints import CODEC, EngineStore, Save, dump_save, load_state, restore
 from streams.config import load_settings
 from streams.core.actors import END, ActorEngine, Routed, route
 from streams.core.changes import Trackable, Tracked, applying, saving_changes
@@ -240,3 +241,17 @@ def test_an_interactions_engines_whole_save_and_changes_restore_it_and_its_rows(
         assert restored.process([rest[a:b]]).tables() == live.process([rest[a:b]]).tables()
     assert restored.process([None]).tables() == live.process([None]).tables()
     assert fingerprint(restored) == fingerprint(live)
+
+
+def test_one_checkpoint_saves_one_engine_whole_and_lets_the_others_chains_grow(
+    config: EngineConfig,
+) -> None:
+    """Bytes of (whole save, changes since) per partition; the most overdue is saved whole,
+    the others' chains grow up to three times their whole save; one never saved is whole."""
+    store = EngineStore(faust.App("kinds-of-saves"), load_settings(env={}, cwd=Path("/")))
+    store.chains = {("t", 0): (100, 50), ("t", 1): (100, 150), ("t", 2): (100, 120),
+                    ("t", 3): (100, 310), ("t", 5): (100, 320)}  # fmt: skip
+    states = [ActorEngine(config, "t", p) for p in range(6)]
+    assert store.kinds(states[:5]) == [True, True, True, False, False]
+    assert store.kinds(states) == [True, True, True, False, False, False]  # 3: over 3x too
+    assert store.kinds(states[:3]) == [True, False, True]  # 1 more overdue than 2
