@@ -4,29 +4,17 @@ partitions the input has and however unevenly its source partitions progress."""
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 
 from streams.agents import by_actor
-from streams.config import load_settings
 from streams.core.actors import END, ActorEngine, Routed, partition_of, route
 from streams.core.engine import EngineConfig
 from streams.core.spam import Alert
 from streams.publish import partition_for
-from streams.simulate import Simulation, simulate
+from streams.simulate import Simulation
 
 EVENT_RULES = ("R1", "R2", "R3", "R4", "R5", "R6", "R7")
-
-
-@pytest.fixture(scope="module")
-def sim() -> Simulation:
-    return simulate(1200, 2, seed=5)
-
-
-@pytest.fixture(scope="module")
-def config() -> EngineConfig:
-    return load_settings(env={}, cwd=Path("/")).engine_config()
 
 
 def run(config: EngineConfig, sim: Simulation, partitions: int, seed: int) -> list[Alert]:

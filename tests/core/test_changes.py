@@ -20,17 +20,7 @@ from streams.core.changes import Trackable, Tracked, applying, saving_changes
 from streams.core.engine import EngineConfig, PartitionEngine
 from streams.core.intmap import IntMap
 from streams.core.spam import Alert
-from streams.simulate import Simulation, simulate
-
-
-@pytest.fixture(scope="module")
-def sim() -> Simulation:
-    return simulate(1200, 2, seed=5)
-
-
-@pytest.fixture(scope="module")
-def config() -> EngineConfig:
-    return load_settings(env={}, cwd=Path("/")).engine_config()
+from streams.simulate import Simulation
 
 
 def test_a_tracked_dict_remembers_the_keys_read_written_and_deleted_once_tracking() -> None:
