@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from streams.core.batch import AccountIndex, EventBatch
-from streams.core.changes import Trackable, TracksChanges
+from streams.core.changes import Trackable, TracksChanges, reduce_changes
 from streams.core.dedupe import DEFAULT_DEDUPE_MS, SeenIds
 from streams.core.narrow import int_keyed, int_keyed_columns, narrow
 from streams.core.reciprocity import NON_INTERACTION_KINDS
@@ -144,6 +144,10 @@ class Output:
         return sum(map(len, self.tables().values()))
 
 
+Window = tuple[int, int]  # (size, start)
+Columns = tuple[Any, Any]  # keys as ``differences``, counts narrowed
+
+
 class _WindowCounts:
     """Counts per (window size, start) of some integer key, emitted as versioned rows of the
     keys changed since their last row: on request, and when their window closes (then
@@ -151,8 +155,11 @@ class _WindowCounts:
     every pair at each checkpoint was 8% of the worker's CPU at 2M events."""
 
     def __init__(self) -> None:
-        self.windows: dict[tuple[int, int], Counter[int]] = {}
-        self.dirty: dict[tuple[int, int], set[int]] = {}  # keys changed since their last row
+        self.windows: dict[Window, Counter[int]] = {}
+        self.dirty: dict[Window, set[int]] = {}  # keys changed since their last row
+        # since ``track``: keys changed per window, windows dropped (before made again, if so)
+        self.touched: dict[Window, set[int]] | None = None
+        self.dropped: set[Window] = set()
 
     def add(self, size: int, starts: np.ndarray, keys: np.ndarray) -> None:
         if not len(keys):
@@ -166,6 +173,8 @@ class _WindowCounts:
             changed = (keys if first == last else keys[starts == s]).tolist()
             c.update(changed)
             self.dirty.setdefault(k, set()).update(changed)
+            if self.touched is not None:
+                self.touched.setdefault(k, set()).update(changed)
 
     def take(
         self, closed_before: int | None, grace_ms: int
@@ -180,6 +189,10 @@ class _WindowCounts:
         else:
             done = sorted(k for k in self.windows if closed_before >= k[1] + k[0] + grace_ms)
             counts = [self.windows.pop(k) for k in done]
+            if self.touched is not None:
+                self.dropped.update(done)
+                for k in done:
+                    self.touched.pop(k, None)
         changed = [self.dirty.pop(k, set()) for k in done]
         out = []
         for (size, start), c, keys in zip(done, counts, changed, strict=True):
@@ -191,25 +204,60 @@ class _WindowCounts:
     def __len__(self) -> int:
         return sum(map(len, self.windows.values()))
 
+    # --- checkpoints: whole (``__getstate__``) or the changes since ``track`` ---
+
+    def track(self) -> None:
+        self.touched, self.dropped = {}, set()
+
+    def changes(self) -> tuple[dict[Window, Columns], list[Window], dict[Window, Any]]:
+        """The counts of the keys changed since ``track`` per window held, the windows dropped
+        since, and ``dirty`` (small after an emit: a checkpoint emits first)."""
+        if self.touched is None:
+            raise RuntimeError("window counts saved as changes while not tracking them")
+        held = {k: _columns({key: self.windows[k][key] for key in keys})
+                for k, keys in self.touched.items()}  # fmt: skip
+        return held, sorted(self.dropped), _sorted_keys(self.dirty)
+
+    def apply(self, changes: tuple[dict[Window, Columns], list[Window], dict[Window, Any]]
+              ) -> None:  # fmt: skip
+        held, gone, dirty = changes
+        for k in gone:
+            self.windows.pop(k, None)
+        for k, (keys, counts) in held.items():
+            dict.update(self.windows.setdefault(k, Counter()), int_keyed(keys, counts.tolist()))
+        self.dirty = _key_sets(dirty)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return reduce_changes(self) or super().__reduce_ex__(protocol)
+
     def __getstate__(self) -> dict[str, Any]:
         """Columns, not dicts of ints (~10 bytes an entry pickled); sorted: equal states give
         equal bytes."""
-        windows = {}
-        for k, c in self.windows.items():
-            keys, counts = int_keyed_columns(c)
-            windows[k] = (keys, narrow(np.array(counts, np.int64)))
-        dirty = {k: np.sort(np.fromiter(v, np.int64, len(v))) for k, v in self.dirty.items()}
-        return {"columns": windows, "dirty": dirty}
+        windows = {k: _columns(c) for k, c in self.windows.items()}
+        return {"columns": windows, "dirty": _sorted_keys(self.dirty)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "columns" in state:
             state["windows"] = {k: Counter(int_keyed(keys, counts.tolist()))
                                 for k, (keys, counts) in state.pop("columns").items()}  # fmt: skip
-            state["dirty"] = {k: set(v.tolist()) for k, v in state["dirty"].items()}
+            state["dirty"] = _key_sets(state["dirty"])
         if "touched" in state:  # a checkpoint from before ``dirty``: touched windows whole
             windows = state["windows"]
             state["dirty"] = {k: set(windows[k]) for k in state.pop("touched") if k in windows}
-        vars(self).update(state)
+        vars(self).update(state, touched=None, dropped=set())
+
+
+def _columns(c: dict[int, int]) -> Columns:
+    keys, counts = int_keyed_columns(c)
+    return keys, narrow(np.array(counts, np.int64))
+
+
+def _sorted_keys(sets: dict[Window, set[int]]) -> dict[Window, Any]:
+    return {k: np.sort(np.fromiter(v, np.int64, len(v))) for k, v in sets.items()}
+
+
+def _key_sets(arrays: dict[Window, Any]) -> dict[Window, set[int]]:
+    return {k: set(v.tolist()) for k, v in arrays.items()}
 
 
 RUN_EVENTS = 2_000  # released events run together (a run of 35 cost ~6× as much an event)
@@ -250,8 +298,9 @@ class PartitionEngine(TracksChanges):
 
     def tracked(self) -> dict[str, Trackable]:
         """What a save of changes holds as changes (``streams.core.changes``): the events held
-        for reordering, the ids seen; the rest whole."""
-        return {"reorder": self.reorder, "seen": self.seen.ids}
+        for reordering, the ids seen, the pair and tier-mixing counts; the rest whole."""
+        return {"reorder": self.reorder, "seen": self.seen.ids, "pairs": self.pairs,
+                "mixing": self.mixing}  # fmt: skip
 
     # --- input ---
 
