@@ -105,6 +105,11 @@ class Tracked(dict[K, V]):
             self.touched.add(key)
         return dict.setdefault(self, key, default)
 
+    def update(self, other: Mapping[K, V]) -> None:  # type: ignore[override]
+        if self.touched is not None:
+            self.touched.update(other)
+        dict.update(self, other)
+
     def changes(self) -> tuple[Any, list[K]]:
         if self.touched is None:
             raise RuntimeError("a tracked dict saved as changes while not tracking them")
@@ -120,6 +125,15 @@ class Tracked(dict[K, V]):
     def __reduce__(self) -> tuple[Any, ...]:
         # whole: loaded untracked (``__init__`` sets ``touched`` to None)
         return reduce_changes(self) or (type(self), (), None, None, iter(dict.items(self)))
+
+
+class Written(Tracked[K, V]):
+    """A tracked dict whose values are never changed in place (numbers, strings, tuples): only
+    the keys written or deleted are remembered; reads run at a plain dict's speed."""
+
+    __slots__ = ()
+    get = dict.get  # type: ignore[assignment]
+    __getitem__ = dict.__getitem__
 
 
 def _apply_changes(name: str, changes: Any) -> Trackable:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from streams.core.batch import AccountIndex, EventBatch
-from streams.core.changes import Trackable, TracksChanges, reduce_changes
+from streams.core.changes import Trackable, TracksChanges, Written, reduce_changes
 from streams.core.dedupe import DEFAULT_DEDUPE_MS, SeenIds
 from streams.core.narrow import int_keyed, int_keyed_columns, narrow
 from streams.core.reciprocity import NON_INTERACTION_KINDS
@@ -298,9 +298,12 @@ class PartitionEngine(TracksChanges):
 
     def tracked(self) -> dict[str, Trackable]:
         """What a save of changes holds as changes (``streams.core.changes``): the events held
-        for reordering, the ids seen, the pair and tier-mixing counts; the rest whole."""
+        for reordering, the ids seen, the pair and tier-mixing counts, the accounts' latest
+        follower counts and tiers; the rest whole."""
+        if not isinstance(self.tiers.tiers, Written):  # from a checkpoint before tracking
+            self.tiers.tiers = self.tagger.tier_of = Written(self.tiers.tiers)
         return {"reorder": self.reorder, "seen": self.seen.ids, "pairs": self.pairs,
-                "mixing": self.mixing}  # fmt: skip
+                "mixing": self.mixing, "latest": self.tiers.latest, "tiers": self.tiers.tiers}
 
     # --- input ---
 

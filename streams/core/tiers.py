@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from streams.core.batch import I64, AccountIndex, EventBatch, as_batch
+from streams.core.changes import Written, is_saving_changes
 from streams.core.narrow import narrow
 from streams.core.windows import DAY_MS, HOUR_MS, NO_TIME, Event
 
@@ -78,6 +79,25 @@ def rank_tiers(
     return {a: _RANK_NAMES[c] for a, c in zip(accounts, codes.tolist(), strict=True)}
 
 
+def _latest_columns(latest: Mapping[str, tuple[int, int]]) -> tuple[list[str], I64, Any]:
+    ts = np.fromiter((t for t, _ in latest.values()), np.int64, len(latest))
+    followers = np.fromiter((f for _, f in latest.values()), np.int64, len(latest))
+    return list(latest), ts, narrow(followers)
+
+
+def _latest_dict(columns: tuple[list[str], I64, Any]) -> dict[str, tuple[int, int]]:
+    names, ts, followers = columns
+    return dict(zip(names, zip(ts.tolist(), followers.tolist(), strict=True), strict=True))
+
+
+class Latest(Written[str, tuple[int, int]]):
+    """Account → (time, followers) of its latest count; saved as columns."""
+
+    __slots__ = ()
+    pack = staticmethod(_latest_columns)
+    unpack = staticmethod(_latest_dict)
+
+
 class TierBook:
     """Tier of every account: bucket of its latest follower count, else its inbound rank.
 
@@ -107,8 +127,8 @@ class TierBook:
         self.upper_share = upper_share
         self.bucket_ms = bucket_ms
         self.accounts = accounts if accounts is not None else AccountIndex()
-        self.latest: dict[str, tuple[int, int]] = {}  # account -> (ts, followers)
-        self.tiers: dict[str, str] = {}  # account -> tier; absent means "base"
+        self.latest = Latest()  # account -> (ts, followers)
+        self.tiers: dict[str, str] = Written()  # account -> tier; absent means "base"
         self._ranked: set[str] = set()  # accounts whose entry in ``tiers`` is a rank tier
         # bucket start -> (account ids, inbound counts) of each batch that fell in it
         self.buckets: dict[int, list[tuple[I64, I64]]] = {}
@@ -118,22 +138,21 @@ class TierBook:
         self.stream_time = NO_TIME
 
     def __getstate__(self) -> dict[str, Any]:
-        """``latest`` as columns: a tuple of two ints an account pickled to ~10 bytes."""
-        ts = np.fromiter((t for t, _ in self.latest.values()), np.int64, len(self.latest))
-        followers = np.fromiter((f for _, f in self.latest.values()), np.int64, len(self.latest))
+        """``latest`` as columns (a tuple of two ints an account pickled to ~10 bytes), unless
+        a save of changes holds it (``streams.core.changes``)."""
         # a bucket's parts (one per batch) summed into one: every reader adds them up
         buckets = {s: [_one_part(parts)] for s, parts in self.buckets.items()}
-        return {**vars(self), "latest": (list(self.latest), ts, narrow(followers)),
-                "buckets": buckets}  # fmt: skip
+        latest = self.latest if is_saving_changes() else _latest_columns(self.latest)
+        return {**vars(self), "latest": latest, "buckets": buckets}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state["buckets"] = {s: [(u.astype(np.int64), c.astype(np.int64)) for u, c in parts]
                             for s, parts in state["buckets"].items()}  # fmt: skip
         latest = state["latest"]
-        if isinstance(latest, tuple):  # else a dict, from before the columns
-            names, ts, followers = latest
-            pairs = zip(ts.tolist(), followers.tolist(), strict=True)
-            state["latest"] = dict(zip(names, pairs, strict=True))
+        if isinstance(latest, tuple):
+            state["latest"] = Latest(_latest_dict(latest))
+        elif not isinstance(latest, Latest):  # a dict, from before the columns
+            state["latest"] = Latest(latest)
         vars(self).update(state)
 
     def _follow(self, account: str, ts: int, followers: int) -> None:

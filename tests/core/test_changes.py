@@ -16,11 +16,13 @@ import pytest
 from streams.agents.checkpoints import CODEC, EngineStore, Save, dump_save, load_state, restore
 from streams.config import load_settings
 from streams.core.actors import END, ActorEngine, Routed, route
-from streams.core.changes import Trackable, Tracked, applying, saving_changes
+from streams.core.changes import Trackable, Tracked, Written, applying, saving_changes
 from streams.core.engine import EngineConfig, PartitionEngine
 from streams.core.intmap import IntMap
 from streams.core.spam import Alert
+from streams.core.tiers import TierBook
 from streams.simulate import Simulation
+from tests.core.helpers import DAY, HOUR, T0, ev
 
 
 def test_a_tracked_dict_remembers_the_keys_read_written_and_deleted_once_tracking() -> None:
@@ -34,8 +36,44 @@ def test_a_tracked_dict_remembers_the_keys_read_written_and_deleted_once_trackin
     d["new"] = [4]
     d.pop("gone", None)
     d.setdefault("x", [])
-    assert d.touched == {"a", "b", "c", "new", "gone", "x"}
-    assert sorted(d.items()) and d.touched == {"a", "b", "c", "new", "gone", "x"}  # not reads
+    d.update({"u": [9]})
+    assert d.touched == {"a", "b", "c", "new", "gone", "x", "u"}
+    assert sorted(d.items()) and d.touched == {"a", "b", "c", "new", "gone", "x", "u"}
+
+
+def test_a_written_dict_remembers_only_writes_and_deletes() -> None:
+    d: Written[str, int] = Written({"a": 1, "b": 2})
+    d.track()
+    assert d.get("a") == 1 and d["b"] == 2 and d.touched == set()
+    d["c"] = 3
+    del d["a"]
+    d.update({"e": 5})
+    assert d.touched == {"a", "c", "e"}
+
+
+def test_a_tier_books_changes_restore_its_follower_counts_and_rank_tiers() -> None:
+    """The follower counts and tiers (rank tiers move by ``update`` and ``del``) of a tier book
+    saved whole, then by their changes twice, are the live book's at each save."""
+    book = TierBook(rank_window_ms=DAY)
+    tiers = {"tiers": book.tiers, "latest": book.latest}
+    book.observe_events([ev(f"x{i}", "s", f"t{i}", T0 + HOUR, followers=i) for i in range(200)]
+                        + [ev(f"y{k}", "s", "t7", T0 + HOUR) for k in range(9)])  # fmt: skip
+    assert book.rerank() == {"t7": "top"}
+    saves = [pickle.dumps(book)]
+    restored = pickle.loads(saves[0])
+    for step in (1, 2):  # a new top account, then the old ones gone from the trailing window
+        for part in tiers.values():
+            part.track()
+        book.observe_events([ev(f"z{step}-{k}", f"a{step}", f"u{step}", T0 + step * DAY,
+                                followers=1_000 * step) for k in range(20)])  # fmt: skip
+        book.rerank()
+        with saving_changes(tiers):
+            saves.append(pickle.dumps(book))
+        with applying({"tiers": restored.tiers, "latest": restored.latest}):
+            restored = pickle.loads(saves[-1])
+        assert dict(restored.tiers) == dict(book.tiers)
+        assert dict(restored.latest) == dict(book.latest)
+    assert "t7" not in book.tiers and set(book.latest) == {"s", "a1", "a2"}
 
 
 def test_changes_apply_to_the_base_by_name_and_need_it() -> None:
