@@ -97,7 +97,10 @@ def _unshuffled(data: bytes, itemsize: int) -> npt.NDArray[np.uint8]:
 
 State = PartitionEngine | ActorEngine  # what is checkpointed per input partition
 Chain = tuple[int, int]  # bytes of a partition's last whole save, of the changes saved since
-LONGEST_CHAIN = 3  # changes saved since a whole save: at most this many times its bytes
+# changes saved since a whole save, in times its bytes: from this one the next save is whole
+# (a whole save costs a child ~8 saves of changes of a by-actor engine: these are rarer) ...
+DUE_CHAIN = 2
+LONGEST_CHAIN = 4  # ... or, while another state's whole save goes first, at most this one
 
 
 class Save(NamedTuple):
@@ -147,11 +150,12 @@ class EngineStore:
     def kinds(self, states: Sequence[State]) -> list[bool]:
         """Per state of one checkpoint, whether its save is of its changes: it is when its
         last save is in the changelog and the changes saved since its whole save are fewer
-        bytes than that. A whole save costs the child several times a save of changes, so one
-        checkpoint makes one whole save of a state saved before (the most overdue), and the
-        others' chains grow, up to ``LONGEST_CHAIN`` times their whole save."""
+        than ``DUE_CHAIN`` times its bytes. A whole save costs the child several times a save
+        of changes, so one checkpoint makes one whole save of a state saved before (the most
+        overdue), and the others' chains grow, up to ``LONGEST_CHAIN`` times their whole
+        save."""
         chains = [self.chains.get((s.topic, s.partition)) for s in states]
-        out = [c is not None and c[1] < c[0] for c in chains]
+        out = [c is not None and c[1] < DUE_CHAIN * c[0] for c in chains]
         overdue = sorted((c[1] / max(1, c[0]), i) for i, c in enumerate(chains)
                          if c is not None and not out[i])  # fmt: skip
         for _, i in overdue[:-1]:
