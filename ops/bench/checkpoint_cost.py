@@ -102,14 +102,14 @@ def _dump_parts(state: object) -> tuple[float, float, float, int, int]:
     return t1 - t0, t2 - t1, t3 - t2, len(body), len(packed)
 
 
-def top_functions(state: object, n: int = 8, save: Save | None = None) -> str:
-    """The functions a pickle of ``state`` spends most in (of ``save``'s bytes, if given)."""
+def top_functions(state: Any, n: int = 8, changes: bool = False) -> str:
+    """The functions a pickle of ``state`` spends most in (a save of its changes, if asked)."""
     profile = cProfile.Profile()
     with collector_off():
-        if save is None:
-            profile.runcall(pickle.dumps, state, protocol=5, buffer_callback=lambda _: None)
+        if changes:
+            profile.runcall(dump_save, Save(state, True))
         else:
-            profile.runcall(dump_save, save)
+            profile.runcall(pickle.dumps, state, protocol=5, buffer_callback=lambda _: None)
     out = io.StringIO()
     pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(n)
     lines = out.getvalue().splitlines()
@@ -255,7 +255,7 @@ def main() -> None:
         cpu, blob = min(timed_save(Save(engine, only_changes)) for _ in range(args.repeat))
         print(f"  {name} save, {kind}: {cpu:.3f} CPU-s, {len(blob) / 2**20:.1f} MiB")
     for name, engine in engines.items():
-        profile = top_functions(engine, save=Save(engine, True))
+        profile = top_functions(engine, changes=True)
         print(f"\na save of changes of {name}, by function (cProfile):\n{profile}")
 
 

@@ -55,19 +55,19 @@ def test_a_tier_books_changes_restore_its_follower_counts_and_rank_tiers() -> No
     """The follower counts and tiers (rank tiers move by ``update`` and ``del``) of a tier book
     saved whole, then by their changes twice, are the live book's at each save."""
     book = TierBook(rank_window_ms=DAY)
-    tiers = {"tiers": book.tiers, "latest": book.latest}
+    parts = {"tiers": book.tiers, "latest": book.latest}
     book.observe_events([ev(f"x{i}", "s", f"t{i}", T0 + HOUR, followers=i) for i in range(200)]
                         + [ev(f"y{k}", "s", "t7", T0 + HOUR) for k in range(9)])  # fmt: skip
     assert book.rerank() == {"t7": "top"}
     saves = [pickle.dumps(book)]
     restored = pickle.loads(saves[0])
     for step in (1, 2):  # a new top account, then the old ones gone from the trailing window
-        for part in tiers.values():
+        for part in parts.values():
             part.track()
         book.observe_events([ev(f"z{step}-{k}", f"a{step}", f"u{step}", T0 + step * DAY,
                                 followers=1_000 * step) for k in range(20)])  # fmt: skip
         book.rerank()
-        with saving_changes(tiers):
+        with saving_changes(parts):
             saves.append(pickle.dumps(book))
         with applying({"tiers": restored.tiers, "latest": restored.latest}):
             restored = pickle.loads(saves[-1])
