@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -41,6 +42,10 @@ def thread_named(name: str) -> Iterator[int]:
     finally:
         stop.set()
         thread.join()
+        # a joined thread's kernel task may be listed a moment longer: wait until it is gone
+        deadline = time.monotonic() + 5.0
+        while os.path.exists(f"/proc/self/task/{tids[0]}") and time.monotonic() < deadline:
+            time.sleep(0.001)
 
 
 def test_background_threads_reniced_others_kept_and_new_ones_found_on_the_next_beat() -> None:
